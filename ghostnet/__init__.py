@@ -1,0 +1,17 @@
+"""ghostnet: biologically plausible deep learning with ghost units (see MODEL.md)."""
+from ghostnet.config import ConfigError, ModelConfig
+from ghostnet.dynamics import BlowUpError, Integrator, PhaseResult, Recording, State, currents
+from ghostnet.gradcheck import gradcheck, random_batch
+from ghostnet.metrics import angle_deg, layer_alignment, norm_ratio
+from ghostnet.network import GhostNetwork, PhasePair
+from ghostnet.params import Params
+from ghostnet.plasticity import Update, end_of_phase, sgd_step
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BlowUpError", "ConfigError", "GhostNetwork", "Integrator", "ModelConfig", "Params",
+    "PhasePair", "PhaseResult", "Recording", "State", "Update", "angle_deg", "currents",
+    "end_of_phase", "gradcheck", "layer_alignment", "norm_ratio", "random_batch", "sgd_step",
+    "__version__",
+]

@@ -1,0 +1,283 @@
+"""Integration of the network dynamics (MODEL.md §2) over one phase, batched (batch x units).
+
+What is integrated (the vector field) lives in :mod:`ghostnet._kernels`; this module decides how
+(method, step, settling rule), checks for blow-up and records trajectories when asked.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import typed
+
+from ghostnet import _kernels as K
+from ghostnet.config import ModelConfig
+from ghostnet.params import Params
+from ghostnet.transfer import CODES, phi
+
+BLOWUP = 1e6
+"""A potential beyond this (or non-finite) is a numerical blow-up."""
+
+MECH_CODES = {"copy": K.MECH_COPY, "learned": K.MECH_LEARNED, "replicate": K.MECH_REPLICATE}
+METHOD_CODES = {"euler": K.METHOD_EULER, "expeuler": K.METHOD_EXPEULER}
+
+
+class BlowUpError(FloatingPointError):
+    """The potentials became non-finite or exploded; the message names dt and its bound."""
+
+
+@dataclass
+class State:
+    """Potentials of one batch: ``u[i]`` (batch x n_{i+1}), ghosts ``v[i]`` (batch x n_{i+2})."""
+
+    u: list[np.ndarray]
+    v: list[np.ndarray]
+
+    @classmethod
+    def zeros(cls, config: ModelConfig, batch: int) -> "State":
+        dt = np.dtype(config.dtype)
+        n = config.sizes
+        L = len(n) - 1
+        return cls(
+            [np.zeros((batch, n[i + 1]), dt) for i in range(L)],
+            [np.zeros((batch, n[i + 2]), dt) for i in range(L - 1)],
+        )
+
+    def copy(self) -> "State":
+        return State([a.copy() for a in self.u], [a.copy() for a in self.v])
+
+    @property
+    def batch(self) -> int:
+        return self.u[0].shape[0]
+
+
+@dataclass
+class PhaseResult:
+    """What a phase did: steps taken, whether it settled, the final max |du/dt|, a recording."""
+
+    steps: int
+    converged: bool
+    max_derivative: float
+    time: float
+    trajectory: dict | None = None
+
+
+@dataclass
+class Recording:
+    """Which quantities to record, every ``stride`` steps: any of 'u', 'v', 't', 'e', 'r'."""
+
+    stride: int = 1
+    what: tuple[str, ...] = ("u", "v", "t", "e")
+
+
+@dataclass
+class Currents:
+    """Quantities derived from a state: rates, bottom-up drive a, top-down t and local error e."""
+
+    r: list[np.ndarray]
+    a: list[np.ndarray]
+    t: list[np.ndarray]
+    e: list[np.ndarray]
+    ghost_rate: list[np.ndarray] = field(default_factory=list)
+    inhibition: list[np.ndarray] = field(default_factory=list)
+
+
+class Workspace:
+    """Preallocated buffers for one (sizes, batch, dtype); reused across phases."""
+
+    def __init__(self, config: ModelConfig, batch: int):
+        dt = np.dtype(config.dtype)
+        n = config.sizes
+        L = len(n) - 1
+        self.batch = batch
+        self.L = L
+        hidden = max(L - 1, 0)
+
+        def tl(arrays, shape=(1, 1)):
+            lst = typed.List()
+            for a in arrays:
+                lst.append(a)
+            if len(arrays) == 0:  # typed lists need one element to know their type
+                lst.append(np.zeros(shape, dt))
+            return lst
+
+        self.rs = tl([np.zeros((batch, n[i + 1]), dt) for i in range(L)])
+        self.As = tl([np.zeros((batch, n[i + 1]), dt) for i in range(L)])
+        self.gs = tl([np.zeros((batch, n[i + 2]), dt) for i in range(hidden)])
+        self.Ts = tl([np.zeros((batch, n[i + 1]), dt) for i in range(hidden)])
+        self.Ds = tl([np.zeros((batch, n[i + 1]), dt) for i in range(hidden)])
+        self.GAs = tl([np.zeros((batch, n[i + 2]), dt) for i in range(hidden)])
+        self._tl = tl
+
+
+def _typed(arrays, dtype, tl, rows=False):
+    if rows:
+        arrays = [a.reshape(1, -1) for a in arrays]
+    return tl([np.ascontiguousarray(a, dtype=dtype) for a in arrays])
+
+
+class Integrator:
+    """Integrates phases of one network configuration; holds the workspace between calls."""
+
+    def __init__(self, config: ModelConfig):
+        self.config = config
+        self._ws: Workspace | None = None
+
+    def workspace(self, batch: int) -> Workspace:
+        if self._ws is None or self._ws.batch != batch:
+            self._ws = Workspace(self.config, batch)
+        return self._ws
+
+    def drive(self, params: Params, x: np.ndarray) -> np.ndarray:
+        """Input drive ``W_1 x + b_1`` (batch x n_1), computed once per presentation."""
+        return np.ascontiguousarray(x @ params.W[0].T + params.b[0])
+
+    def run(
+        self,
+        params: Params,
+        state: State,
+        drive: np.ndarray,
+        y: np.ndarray | None = None,
+        beta: float = 0.0,
+        hold_ghosts: bool = False,
+        n_steps: int | None = None,
+        record: Recording | None = None,
+        on_step=None,
+        x: np.ndarray | None = None,
+    ) -> PhaseResult:
+        """Integrate one phase in place on ``state``.
+
+        ``y`` (batch x n_L) is the target and ``beta`` its strength; ``y=None`` is a free phase.
+        ``n_steps`` overrides the settling rule with a fixed number of steps. ``on_step(state)`` is
+        called after every step (for the continuous plasticity); it forces a step-by-step loop, and
+        with the input ``x`` given the drive is recomputed after it, since W_1 may have changed.
+        """
+        cfg = self.config
+        ws = self.workspace(state.batch)
+        dtype = np.dtype(cfg.dtype)
+        tl = ws._tl
+        Ws = _typed(params.W, dtype, tl)
+        bs = _typed(params.b, dtype, tl, rows=True)
+        Bs = _typed(params.B, dtype, tl)
+        Gs = _typed(params.G, dtype, tl)
+        cs = _typed(params.c, dtype, tl, rows=True)
+        Hs = _typed(params.H, dtype, tl)
+        us = tl(state.u)
+        vs = tl(state.v)
+        nudge = y is not None
+        clamp = nudge and cfg.output == "clamp"
+        if nudge:
+            y = np.ascontiguousarray(y, dtype=dtype)
+            if clamp:
+                from ghostnet.transfer import phi_inv
+
+                state.u[-1][...] = phi_inv(y, cfg.transfer)
+        else:
+            y = ws.rs[-1]  # unused placeholder of the right type
+        if fixed := (n_steps is not None or cfg.settle == "fixed"):
+            total = cfg.steps if n_steps is None else n_steps
+        else:
+            total = cfg.max_steps
+        use_tol = not fixed
+        chunk = total
+        if record is not None:
+            chunk = record.stride
+            traj = {k: [] for k in record.what}
+            traj["step"] = []
+            self._record(params, state, y if nudge else None, beta, traj, 0)
+        if on_step is not None:
+            chunk = 1
+        drive = np.array(drive, dtype=dtype, order="C")
+        args = (
+            drive, Ws, bs, Bs, Gs, cs, Hs, us, vs,
+            ws.rs, ws.gs, ws.As, ws.Ts, ws.Ds, ws.GAs, y,
+        )
+        done = 0
+        maxd = np.inf
+        converged = False
+        while done < total:
+            n = min(chunk, total - done)
+            steps, maxd, status = K.integrate(
+                *args, float(beta), nudge, clamp, hold_ghosts, MECH_CODES[cfg.mechanism],
+                CODES[cfg.transfer], METHOD_CODES[cfg.method], cfg.dt, cfg.tau, cfg.tau_g,
+                n, use_tol, cfg.tol, BLOWUP,
+            )
+            done += steps
+            if status == K.STATUS_BLOWUP:
+                raise BlowUpError(
+                    f"numerical blow-up at step {done} (t = {done * cfg.dt:g}): potentials left "
+                    f"[-{BLOWUP:g}, {BLOWUP:g}] or became non-finite with dt = {cfg.dt} "
+                    f"({cfg.method}); the stability bound for the leak and nudging terms is "
+                    f"dt < {cfg.stability_bound():.4g}, and the recurrent coupling may need a "
+                    f"smaller step still. Reduce dt or beta, or use method = 'expeuler'."
+                )
+            if on_step is not None:
+                if steps > 0:
+                    on_step(state)  # may change weights in place: the typed lists alias them
+                    if x is not None:
+                        drive[...] = self.drive(params, x)
+            if record is not None and (done % record.stride == 0 or steps < n or done >= total):
+                self._record(params, state, y if nudge else None, beta, traj, done)
+            if use_tol and maxd < cfg.tol:
+                converged = True
+                break
+        if not use_tol:
+            converged = bool(maxd < cfg.tol)
+        trajectory = None
+        if record is not None:
+            trajectory = {k: _stack(v) for k, v in traj.items()}
+        return PhaseResult(done, converged, float(maxd), done * cfg.dt, trajectory)
+
+    def _record(self, params, state, y, beta, traj, step):
+        cur = currents(self.config, params, state, y, beta)
+        for k in traj:
+            if k == "step":
+                traj[k].append(step)
+            elif k in ("u", "v"):
+                traj[k].append([a.copy() for a in getattr(state, k)])
+            else:
+                traj[k].append([a.copy() for a in getattr(cur, k)])
+
+
+def _stack(items):
+    if not items:
+        return items
+    if isinstance(items[0], list):
+        return [np.stack([it[i] for it in items]) for i in range(len(items[0]))]
+    return np.asarray(items)
+
+
+def currents(
+    config: ModelConfig, params: Params, state: State, y: np.ndarray | None = None,
+    beta: float = 0.0, x: np.ndarray | None = None,
+) -> Currents:
+    """Rates, drives, top-down inputs and local errors of a state, in numpy (MODEL.md §1-§4).
+
+    ``t[i]`` is the net top-down input of layer i+1 (``B r - H phi(v)``); for the output layer it is
+    the nudging input ``beta (y - r_L)`` (zero without target; for a clamped output,
+    ``u_L - a_L``). ``e[i] = phi(u) - phi(u - t)``: local, from the potential and the top-down input
+    only (MODEL.md §4). ``a`` needs ``x`` for layer 1; without it ``a[0]`` is ``u_0 - t_0``.
+    """
+    name = config.transfer
+    L = len(state.u)
+    r = [phi(u, name) for u in state.u]
+    g = [phi(v, name) for v in state.v]
+    inhib = [g[i] @ params.H[i].T for i in range(L - 1)]
+    t = [r[i + 1] @ params.B[i].T - inhib[i] for i in range(L - 1)]
+    a = []
+    for i in range(L):
+        if i == 0:
+            a.append(None if x is None else x @ params.W[0].T + params.b[0])
+        else:
+            a.append(r[i - 1] @ params.W[i].T + params.b[i])
+    if y is None:
+        t_out = np.zeros_like(state.u[-1])
+    elif config.output == "clamp":
+        t_out = state.u[-1] - a[-1]
+    else:
+        t_out = beta * (y - r[-1])
+    t.append(t_out)
+    if a[0] is None:
+        a[0] = state.u[0] - t[0]
+    e = [r[i] - phi(state.u[i] - t[i], name) for i in range(L)]
+    return Currents(r, a, t, e, g, inhib)

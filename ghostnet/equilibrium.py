@@ -1,0 +1,117 @@
+"""Equilibrium mode (MODEL.md §7): the fixed points of §2 computed without time integration.
+
+At a fixed point every ghost sits at its own fixed point given the layer below
+(``v_i = G_i r_i + c_i``; ``v_i = u_{i+1}`` for replicate in the free phase; held in the nudged
+phase), and every pyramidal potential equals its input: ``u_i = a_i + t_i``, the output
+``u_L = a_L + beta (y - phi(u_L))``.
+
+- Free phase, copy or replicate: the fixed point is the feedforward pass (Property 1, §3), computed
+  directly in one pass.
+- Otherwise: Gauss-Seidel sweeps from the top layer down (the error enters at the top and one sweep
+  carries it to the bottom), each layer's ghost recomputed from its current rate; the output's
+  scalar equation is solved by Newton's method element-wise (monotone: 1 + beta phi' > 0), so any
+  beta works. The sweeps stop when the largest change of a potential falls below
+  ``max(eq_tol, 10 eps)`` or after ``eq_max_iter`` sweeps.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ghostnet.config import ModelConfig
+from ghostnet.dynamics import PhaseResult, State
+from ghostnet.params import Params
+from ghostnet.transfer import dphi, phi, phi_inv
+
+
+def forward(config: ModelConfig, params: Params, x: np.ndarray) -> list[np.ndarray]:
+    """Feedforward potentials ``a_l`` (list over layers, batch x n_l): the free fixed point."""
+    name = config.transfer
+    a = []
+    r = x
+    for W, b in zip(params.W, params.b):
+        a.append(r @ W.T + b)
+        r = phi(a[-1], name)
+    return a
+
+
+def settle(
+    config: ModelConfig,
+    params: Params,
+    state: State,
+    x: np.ndarray,
+    y: np.ndarray | None = None,
+    beta: float = 0.0,
+    hold_ghosts: bool = False,
+) -> PhaseResult:
+    """Put ``state`` at the fixed point of a free (``y=None``) or nudged phase, in place."""
+    name = config.transfer
+    L = len(params.W)
+    dtype = np.dtype(config.dtype)
+    x = np.asarray(x, dtype=dtype)
+    if y is None and config.mechanism in ("copy", "replicate") and not hold_ghosts:
+        a = forward(config, params, x)
+        for i in range(L):
+            state.u[i][...] = a[i]
+        for i in range(L - 1):
+            state.v[i][...] = a[i + 1]
+        return PhaseResult(1, True, 0.0, 0.0)
+
+    tol = max(config.eq_tol, 10 * np.finfo(dtype).eps)
+    clamp = y is not None and config.output == "clamp"
+    if clamp:
+        state.u[-1][...] = phi_inv(np.asarray(y, dtype), name)
+    u = state.u
+    v = state.v
+    r = [phi(ui, name) for ui in u]
+    drive0 = x @ params.W[0].T + params.b[0]
+    change = np.inf
+    for it in range(1, config.eq_max_iter + 1):
+        change = 0.0
+        for i in range(L - 1, -1, -1):
+            a_i = drive0 if i == 0 else r[i - 1] @ params.W[i].T + params.b[i]
+            if i == L - 1:
+                if clamp:
+                    continue
+                if y is None:
+                    new = a_i
+                else:
+                    new = _solve_output(a_i, u[i], np.asarray(y, dtype), beta, name)
+            else:
+                if not hold_ghosts:
+                    if config.mechanism == "replicate":
+                        v[i][...] = u[i + 1]
+                    elif config.mechanism == "copy":
+                        v[i][...] = r[i] @ params.W[i + 1].T + params.b[i + 1]
+                    else:
+                        v[i][...] = r[i] @ params.G[i].T + params.c[i]
+                new = a_i + r[i + 1] @ params.B[i].T - phi(v[i], name) @ params.H[i].T
+            change = max(change, float(np.max(np.abs(new - u[i]))))
+            u[i][...] = new
+            r[i] = phi(u[i], name)
+        if not hold_ghosts:  # ghosts at their fixed point given the final rates
+            for i in range(L - 1):
+                if config.mechanism == "replicate":
+                    v[i][...] = u[i + 1]
+                elif config.mechanism == "copy":
+                    v[i][...] = r[i] @ params.W[i + 1].T + params.b[i + 1]
+                else:
+                    v[i][...] = r[i] @ params.G[i].T + params.c[i]
+        if not np.isfinite(change):
+            raise FloatingPointError(
+                "equilibrium iteration diverged (non-finite potentials); try a smaller beta"
+            )
+        if change < tol:
+            return PhaseResult(it, True, change, 0.0)
+    return PhaseResult(config.eq_max_iter, False, change, 0.0)
+
+
+def _solve_output(a: np.ndarray, u0: np.ndarray, y: np.ndarray, beta: float, name: str) -> np.ndarray:
+    """Solve ``u = a + beta (y - phi(u))`` element-wise by Newton's method from ``u0``."""
+    u = u0.copy()
+    for _ in range(50):
+        f = u - a - beta * (y - phi(u, name))
+        step = f / (1.0 + beta * dphi(u, name))
+        u -= step
+        if np.max(np.abs(step)) < 1e-15 * (1.0 + np.max(np.abs(u))):
+            break
+    return u

@@ -1,0 +1,142 @@
+"""The network's parameters W, b, B, G, c, H (MODEL.md §1), their initialisation and .npz storage.
+
+Indexing: Python index ``i`` is layer ``l = i + 1``.
+
+- ``W[i]`` (n_{i+1} x n_i), ``b[i]`` (n_{i+1}) for i = 0..L-1: forward weights of layer i+1;
+- ``B[i]`` (n_{i+1} x n_{i+2}) for i = 0..L-2: top-down weights into hidden layer i+1;
+- ``G[i]`` (n_{i+2} x n_{i+1}), ``c[i]`` (n_{i+2}): ghost input weights and bias of hidden layer i+1;
+- ``H[i]`` (n_{i+1} x n_{i+2}): ghost inhibition onto hidden layer i+1.
+
+Initialisation (documented in README): forward weights Glorot-uniform,
+``W ~ U(-s, s)``, ``s = init_gain * sqrt(6 / (n_in + n_out))``, biases zero. Feedback: ``B = W^T``
+(symmetric, plastic start) or an independent Glorot-uniform draw (random). Ghosts: a copy of the
+connectivity (``G = W_{l+1}``, ``c = b_{l+1}``, ``H = B``) for mechanism 'copy' and 'replicate'
+(H is then B, and G is unused by replicate), independent Glorot-uniform draws and zero ``c`` for
+'learned'. Every draw comes from one ``numpy.random.Generator`` seeded by ``config.seed``.
+"""
+from __future__ import annotations
+
+import io as _io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ghostnet.config import ConfigError, ModelConfig
+from ghostnet.io import atomic_write
+
+NAMES = ("W", "b", "B", "G", "c", "H")
+
+
+@dataclass
+class Params:
+    """Lists of per-layer arrays, all of the configuration's dtype and C-contiguous."""
+
+    W: list[np.ndarray]
+    b: list[np.ndarray]
+    B: list[np.ndarray]
+    G: list[np.ndarray]
+    c: list[np.ndarray]
+    H: list[np.ndarray]
+
+    @classmethod
+    def init(cls, config: ModelConfig, rng: np.random.Generator | None = None) -> "Params":
+        """Draw initial parameters as documented in the module docstring."""
+        rng = np.random.default_rng(config.seed) if rng is None else rng
+        dt = np.dtype(config.dtype)
+        n = config.sizes
+        L = len(n) - 1
+
+        def glorot(rows: int, cols: int) -> np.ndarray:
+            s = config.init_gain * np.sqrt(6.0 / (rows + cols))
+            return rng.uniform(-s, s, size=(rows, cols)).astype(dt)
+
+        W = [glorot(n[i + 1], n[i]) for i in range(L)]
+        b = [np.zeros(n[i + 1], dtype=dt) for i in range(L)]
+        if config.feedback == "random":
+            B = [glorot(n[i + 1], n[i + 2]) for i in range(L - 1)]
+        else:
+            B = [np.ascontiguousarray(W[i + 1].T) for i in range(L - 1)]
+        if config.mechanism == "learned":
+            G = [glorot(n[i + 2], n[i + 1]) for i in range(L - 1)]
+            c = [np.zeros(n[i + 2], dtype=dt) for i in range(L - 1)]
+            H = [glorot(n[i + 1], n[i + 2]) for i in range(L - 1)]
+        else:
+            G = [W[i + 1].copy() for i in range(L - 1)]
+            c = [b[i + 1].copy() for i in range(L - 1)]
+            H = [B[i].copy() for i in range(L - 1)]
+        return cls(W, b, B, G, c, H)
+
+    def copy(self) -> "Params":
+        return Params(*[[a.copy() for a in getattr(self, k)] for k in NAMES])
+
+    def sync(self, config: ModelConfig) -> None:
+        """Keep the derived weights in step after an update (MODEL.md §5 copy, §6 symmetric).
+
+        Symmetric feedback: ``B_l <- W_{l+1}^T``. Mechanism copy: ``G_l <- W_{l+1}``,
+        ``c_l <- b_{l+1}``, ``H_l <- B_l``. Replicate uses ``H_l = B_l`` (its ghosts copy activity).
+        """
+        L = len(self.W)
+        for i in range(L - 1):
+            if config.feedback == "symmetric":
+                self.B[i][...] = self.W[i + 1].T
+            if config.mechanism in ("copy", "replicate"):
+                self.H[i][...] = self.B[i]
+            if config.mechanism == "copy":
+                self.G[i][...] = self.W[i + 1]
+                self.c[i][...] = self.b[i + 1]
+
+    def check(self, config: ModelConfig) -> None:
+        """Raise ``ValueError`` unless the shapes and dtypes match ``config``."""
+        n = config.sizes
+        L = len(n) - 1
+        want = {
+            "W": [(n[i + 1], n[i]) for i in range(L)],
+            "b": [(n[i + 1],) for i in range(L)],
+            "B": [(n[i + 1], n[i + 2]) for i in range(L - 1)],
+            "G": [(n[i + 2], n[i + 1]) for i in range(L - 1)],
+            "c": [(n[i + 2],) for i in range(L - 1)],
+            "H": [(n[i + 1], n[i + 2]) for i in range(L - 1)],
+        }
+        for k, shapes in want.items():
+            got = [a.shape for a in getattr(self, k)]
+            if got != shapes:
+                raise ValueError(f"parameter {k}: shapes {got} do not match sizes {n} (want {shapes})")
+            for a in getattr(self, k):
+                if a.dtype != np.dtype(config.dtype):
+                    raise ValueError(f"parameter {k}: dtype {a.dtype}, config says {config.dtype}")
+
+    # ---- storage ----------------------------------------------------------------------------
+    def save(self, path: str | Path, config: ModelConfig, extra: dict | None = None) -> Path:
+        """Write an .npz holding every array and the configuration (as TOML), atomically."""
+        arrays = {f"{k}_{i}": a for k in NAMES for i, a in enumerate(getattr(self, k))}
+        arrays["config_toml"] = np.array(config.to_toml())
+        arrays["extra_json"] = np.array(json.dumps(extra or {}))
+
+        def write(fh) -> None:
+            buf = _io.BytesIO()
+            np.savez(buf, **arrays)
+            fh.write(buf.getvalue())
+
+        return atomic_write(path, write)
+
+    @classmethod
+    def load(cls, path: str | Path) -> tuple["Params", ModelConfig]:
+        """Read parameters and configuration written by :meth:`save`."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no parameter file at {path}")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                config = ModelConfig.from_toml(str(z["config_toml"]))
+                L = config.n_layers
+                counts = {"W": L, "b": L, "B": L - 1, "G": L - 1, "c": L - 1, "H": L - 1}
+                lists = {k: [z[f"{k}_{i}"].copy() for i in range(m)] for k, m in counts.items()}
+        except (KeyError, ValueError, OSError, EOFError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ValueError(f"{path} is not a ghostnet parameter file: {exc}") from None
+        params = cls(**lists)
+        params.check(config)
+        return params, config
