@@ -1,0 +1,50 @@
+"""The ``ghostnet gradcheck`` command: JSON contract and errors (issue 2, point 9)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ghostnet.cli import main
+
+
+def test_gradcheck_json_contract(capsys):
+    rc = main(["gradcheck", "--sizes", "20,30,25,15,5", "--beta", "1e-3", "--feedback", "symmetric",
+               "--mechanism", "copy", "--mode", "dynamics", "--batch", "8", "--seed", "3",
+               "--transfer", "logistic", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    s = out["settings"]
+    assert s["sizes"] == [20, 30, 25, 15, 5] and s["beta"] == 1e-3 and s["batch"] == 8
+    assert s["feedback"] == "symmetric" and s["mode"] == "dynamics" and s["seed"] == 3
+    assert [row["layer"] for row in out["layers"]] == [1, 2, 3, 4]
+    for row in out["layers"]:
+        assert row["angle_deg"] < 0.05 and abs(row["norm_ratio"] - 1) < 0.01
+    # copy mechanism: the free phase cancels exactly (MODEL.md §3, property 1)
+    assert all(row["cancel_residual"] < 1e-12 for row in out["layers"][:-1])
+
+
+def test_gradcheck_table_and_random_feedback(capsys):
+    assert main(["gradcheck", "--sizes", "10,8,4", "--feedback", "random", "--mode", "equilibrium"]) == 0
+    text = capsys.readouterr().out
+    assert "angle to FA" in text and "angle to backprop" in text
+
+
+@pytest.mark.parametrize("argv,field", [
+    (["--sizes", "20,0,5"], "sizes"),
+    (["--beta", "-1"], "beta"),
+    (["--batch", "0"], "batch"),
+    (["--method", "euler", "--dt", "3"], "dt"),
+])
+def test_gradcheck_bad_settings_give_a_clear_error(argv, field, capsys):
+    assert main(["gradcheck", *argv]) == 2
+    err = capsys.readouterr().err
+    assert f"'{field}'" in err and "Traceback" not in err
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([sys.executable, "-m", "ghostnet.cli", "--version"], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.startswith("ghostnet ")

@@ -1,0 +1,135 @@
+"""The Numba integrator against scipy's solve_ivp, equilibrium mode against dynamics mode, settling,
+recording and blow-up detection (issue 2, points 3-5)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ghostnet import BlowUpError, GhostNetwork, ModelConfig, Recording, State, random_batch
+from ghostnet.reference import ivp_phase
+
+SIZES = [6, 8, 7, 5, 3]
+
+
+def _both_phases(net, x, y, n):
+    free, _ = net.free_phase(x, n_steps=n)
+    nudged = free.copy()
+    net.nudged_phase(nudged, x, y, n_steps=n)
+    return free, nudged
+
+
+def _ivp(cfg, params, x, y, T):
+    z = State.zeros(cfg, x.shape[0])
+    u1, v1 = ivp_phase(cfg, params, x, z.u, z.v, T)
+    u2, v2 = ivp_phase(cfg, params, x, u1, v1, T, y=y, beta=cfg.beta)
+    return State(u1, v1), State(u2, v2)
+
+
+def _maxdiff(a: State, b: State) -> float:
+    return max(np.abs(p - q).max() for p, q in zip(a.u + a.v, b.u + b.v))
+
+
+@pytest.mark.slow
+def test_fine_step_matches_solve_ivp(rng):
+    """Exponential Euler with dt = 2e-6 over 2 tau per phase: |u - u_ivp| < 1e-6 at each phase end."""
+    T, dt = 2.0, 2e-6
+    cfg = ModelConfig(sizes=SIZES, beta=0.5, dt=dt, method="expeuler", settle="fixed", init_gain=2.0)
+    net = GhostNetwork(cfg)
+    x, y = random_batch(cfg, 3, rng)
+    free, nudged = _both_phases(net, x, y, int(round(T / dt)))
+    ref_free, ref_nudged = _ivp(cfg, net.params, x, y, T)
+    assert _maxdiff(free, ref_free) < 1e-6
+    assert _maxdiff(nudged, ref_nudged) < 1e-6
+
+
+@pytest.mark.parametrize("method", ["euler", "expeuler"])
+@pytest.mark.parametrize("transfer", ["logistic", "tanh"])
+def test_integrators_converge_at_first_order_to_solve_ivp(method, transfer, rng):
+    """Both methods are first order: ten times smaller a step, ten times smaller the error against
+    solve_ivp, on a trajectory that is far from settled (2 tau per phase, beta = 0.5)."""
+    T = 2.0
+    errors = []
+    for dt in (1e-2, 1e-3):
+        cfg = ModelConfig(sizes=SIZES, beta=0.5, dt=dt, method=method, transfer=transfer,
+                          settle="fixed", init_gain=2.0)
+        net = GhostNetwork(cfg)
+        x, y = random_batch(cfg, 3, np.random.default_rng(5))
+        free, nudged = _both_phases(net, x, y, int(round(T / dt)))
+        ref_free, ref_nudged = _ivp(cfg, net.params, x, y, T)
+        errors.append((_maxdiff(free, ref_free), _maxdiff(nudged, ref_nudged)))
+    for coarse, fine in zip(*errors):
+        assert 7 < coarse / fine < 13, errors
+
+
+@pytest.mark.parametrize("transfer", ["logistic", "tanh", "softplus", "relu"])
+@pytest.mark.parametrize("feedback", ["symmetric", "random"])
+def test_equilibrium_mode_matches_dynamics_mode(transfer, feedback, rng):
+    cfg = ModelConfig(sizes=SIZES, beta=0.2, transfer=transfer, feedback=feedback,
+                      settle="tol", tol=1e-12, max_steps=50000)
+    dyn = GhostNetwork(cfg)
+    eq = GhostNetwork(cfg.replace(mode="equilibrium"), dyn.params)
+    x, y = random_batch(cfg, 5, rng)
+    a, b = dyn.phases(x, y), eq.phases(x, y)
+    assert a.free_result.converged and a.nudged_result.converged
+    assert b.free_result.converged and b.nudged_result.converged
+    assert _maxdiff(a.free, b.free) < 1e-6
+    assert _maxdiff(a.nudged, b.nudged) < 1e-6
+
+
+def test_tolerance_settling_reports_convergence(rng):
+    cfg = ModelConfig(sizes=SIZES, settle="tol", tol=1e-8, max_steps=5000)
+    net = GhostNetwork(cfg)
+    x, _ = random_batch(cfg, 4, rng)
+    _, res = net.free_phase(x)
+    assert res.converged and res.steps < 5000 and res.max_derivative < 1e-8
+    _, capped = GhostNetwork(cfg.replace(max_steps=10), net.params).free_phase(x)
+    assert not capped.converged and capped.steps == 10 and capped.max_derivative > 1e-8
+
+
+def test_recording_stride_and_final_state(rng):
+    cfg = ModelConfig(sizes=SIZES, settle="fixed", steps=23)
+    net = GhostNetwork(cfg)
+    x, _ = random_batch(cfg, 2, rng)
+    state, res = net.free_phase(x, record=Recording(stride=5, what=("u", "v", "t", "e")))
+    tr = res.trajectory
+    assert list(tr["step"]) == [0, 5, 10, 15, 20, 23]
+    for l in range(cfg.n_layers):
+        assert tr["u"][l].shape == (6, 2, cfg.sizes[l + 1])
+        assert np.array_equal(tr["u"][l][-1], state.u[l])
+        assert np.all(tr["u"][l][0] == 0.0)
+    assert len(tr["v"]) == cfg.n_layers - 1 and len(tr["e"]) == cfg.n_layers
+    # unrecorded run: the same final state
+    state2, res2 = net.free_phase(x)
+    assert res2.trajectory is None
+    assert all(np.array_equal(p, q) for p, q in zip(state.u, state2.u))
+
+
+def test_blow_up_is_detected_and_names_dt(rng):
+    """Strong positive feedback through B makes relu potentials run away within the step bound of
+    the leak term: the integrator stops and the error names dt and the bound."""
+    cfg = ModelConfig(sizes=[4, 6, 6, 3], transfer="relu", method="euler", dt=0.5,
+                      settle="fixed", steps=2000, mechanism="learned")
+    net = GhostNetwork(cfg)
+    for w in net.params.W + net.params.B:
+        w[...] = np.abs(w) * 5.0
+    net.params.H[0][...] = 0.0  # learned ghosts, no inhibition yet: nothing cancels the loop
+    x = rng.uniform(0.5, 1, size=(2, 4))
+    with pytest.raises(BlowUpError, match=r"dt = 0\.5.*dt < 1\.98"):
+        net.free_phase(x)
+
+
+def test_float32_runs_in_float32(rng):
+    cfg = ModelConfig(sizes=SIZES, dtype="float32", settle="fixed", steps=10)
+    net = GhostNetwork(cfg)
+    x, y = random_batch(cfg, 3, rng)
+    pair = net.phases(x, y)
+    assert pair.nudged.u[0].dtype == np.float32
+    assert net.update(pair).dW[0].dtype == np.float32
+
+
+def test_bad_input_shapes_are_refused(rng):
+    net = GhostNetwork(ModelConfig(sizes=SIZES))
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, 6\)"):
+        net.free_phase(np.zeros((2, 5)))
+    with pytest.raises(ValueError, match=r"y must have shape \(2, 3\)"):
+        net.phases(np.zeros((2, 6)), np.zeros((2, 4)))
