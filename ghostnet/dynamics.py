@@ -249,14 +249,15 @@ def _stack(items):
 
 def currents(
     config: ModelConfig, params: Params, state: State, y: np.ndarray | None = None,
-    beta: float = 0.0, x: np.ndarray | None = None,
+    beta: float = 0.0, x: np.ndarray | None = None, drive: np.ndarray | None = None,
 ) -> Currents:
     """Rates, drives, top-down inputs and local errors of a state, in numpy (MODEL.md §1-§4).
 
     ``t[i]`` is the net top-down input of layer i+1 (``B r - H phi(v)``); for the output layer it is
     the nudging input ``beta (y - r_L)`` (zero without target; for a clamped output,
     ``u_L - a_L``). ``e[i] = phi(u) - phi(u - t)``: local, from the potential and the top-down input
-    only (MODEL.md §4). ``a`` needs ``x`` for layer 1; without it ``a[0]`` is ``u_0 - t_0``.
+    only (MODEL.md §4). ``a`` needs ``drive`` (``W_1 x + b_1``) or ``x`` for layer 1; without
+    either ``a[0]`` is ``u_0 - t_0``.
     """
     name = config.transfer
     L = len(state.u)
@@ -267,7 +268,10 @@ def currents(
     a = []
     for i in range(L):
         if i == 0:
-            a.append(None if x is None else x @ params.W[0].T + params.b[0])
+            if drive is not None:
+                a.append(drive)
+            else:
+                a.append(None if x is None else x @ params.W[0].T + params.b[0])
         else:
             a.append(r[i - 1] @ params.W[i].T + params.b[i])
     if y is None:

@@ -23,13 +23,14 @@ from ghostnet.params import Params
 from ghostnet.transfer import dphi, phi, phi_inv
 
 
-def forward(config: ModelConfig, params: Params, x: np.ndarray) -> list[np.ndarray]:
+def forward(config: ModelConfig, params: Params, x: np.ndarray,
+            drive: np.ndarray | None = None) -> list[np.ndarray]:
     """Feedforward potentials ``a_l`` (list over layers, batch x n_l): the free fixed point."""
     name = config.transfer
     a = []
     r = x
-    for W, b in zip(params.W, params.b):
-        a.append(r @ W.T + b)
+    for i, (W, b) in enumerate(zip(params.W, params.b)):
+        a.append(drive if i == 0 and drive is not None else r @ W.T + b)
         r = phi(a[-1], name)
     return a
 
@@ -42,14 +43,16 @@ def settle(
     y: np.ndarray | None = None,
     beta: float = 0.0,
     hold_ghosts: bool = False,
+    drive: np.ndarray | None = None,
 ) -> PhaseResult:
-    """Put ``state`` at the fixed point of a free (``y=None``) or nudged phase, in place."""
+    """Put ``state`` at the fixed point of a free (``y=None``) or nudged phase, in place.
+    ``drive`` is ``W_1 x + b_1`` if already computed (once per presentation)."""
     name = config.transfer
     L = len(params.W)
     dtype = np.dtype(config.dtype)
     x = np.asarray(x, dtype=dtype)
     if y is None and config.mechanism in ("copy", "replicate") and not hold_ghosts:
-        a = forward(config, params, x)
+        a = forward(config, params, x, drive)
         for i in range(L):
             state.u[i][...] = a[i]
         for i in range(L - 1):
@@ -63,7 +66,7 @@ def settle(
     u = state.u
     v = state.v
     r = [phi(ui, name) for ui in u]
-    drive0 = x @ params.W[0].T + params.b[0]
+    drive0 = x @ params.W[0].T + params.b[0] if drive is None else drive
     change = np.inf
     for it in range(1, config.eq_max_iter + 1):
         change = 0.0

@@ -74,16 +74,17 @@ class GhostNetwork:
     # ---- phases -----------------------------------------------------------------------------
     def free_phase(
         self, x: np.ndarray, state: State | None = None, record: Recording | None = None,
-        on_step=None, n_steps: int | None = None,
+        on_step=None, n_steps: int | None = None, drive: np.ndarray | None = None,
     ) -> tuple[State, PhaseResult]:
         """Free phase (no target) from ``state`` (default: all potentials zero, so ghosts and their
         partners start matched, MODEL.md §3). Returns the final state and what the phase did."""
         x, _ = self._inputs(x)
         state = State.zeros(self.config, x.shape[0]) if state is None else state
         if self.config.mode == "equilibrium":
-            res = equilibrium.settle(self.config, self.params, state, x)
+            res = equilibrium.settle(self.config, self.params, state, x, drive=drive)
         else:
-            drive = self.integrator.drive(self.params, x)
+            if drive is None or on_step is not None:
+                drive = self.integrator.drive(self.params, x)
             res = self.integrator.run(self.params, state, drive, record=record, on_step=on_step,
                                       n_steps=n_steps, x=x)
         return state, res
@@ -91,6 +92,7 @@ class GhostNetwork:
     def nudged_phase(
         self, state: State, x: np.ndarray, y: np.ndarray, beta: float | None = None,
         record: Recording | None = None, on_step=None, n_steps: int | None = None,
+        drive: np.ndarray | None = None,
     ) -> PhaseResult:
         """Nudged phase in place on ``state``: the target ``y`` drives the output with ``beta``.
         Ghosts of mechanism 'replicate' hold their last output (MODEL.md §5)."""
@@ -98,8 +100,10 @@ class GhostNetwork:
         beta = self.config.beta if beta is None else beta
         hold = self.config.mechanism == "replicate"
         if self.config.mode == "equilibrium":
-            return equilibrium.settle(self.config, self.params, state, x, y, beta, hold_ghosts=hold)
-        drive = self.integrator.drive(self.params, x)
+            return equilibrium.settle(self.config, self.params, state, x, y, beta, hold_ghosts=hold,
+                                      drive=drive)
+        if drive is None or on_step is not None:
+            drive = self.integrator.drive(self.params, x)
         return self.integrator.run(self.params, state, drive, y, beta, hold_ghosts=hold,
                                    record=record, on_step=on_step, n_steps=n_steps, x=x)
 
@@ -108,11 +112,12 @@ class GhostNetwork:
         """A free phase then a nudged phase starting where the free one ended (MODEL.md §7)."""
         x, y = self._inputs(x, y)
         beta = self.config.beta if beta is None else beta
-        free, fres = self.free_phase(x, record=record)
-        fcur = currents(self.config, self.params, free, None, 0.0, x)
+        drive = self.integrator.drive(self.params, x)  # W_1 x + b_1: once per presentation
+        free, fres = self.free_phase(x, record=record, drive=drive)
+        fcur = currents(self.config, self.params, free, None, 0.0, drive=drive)
         nudged = free.copy()
-        nres = self.nudged_phase(nudged, x, y, beta, record=record)
-        ncur = currents(self.config, self.params, nudged, y, beta, x)
+        nres = self.nudged_phase(nudged, x, y, beta, record=record, drive=drive)
+        ncur = currents(self.config, self.params, nudged, y, beta, drive=drive)
         return PhasePair(x, y, beta, free, nudged, fres, nres, fcur, ncur)
 
     def predict(self, x: np.ndarray) -> np.ndarray:

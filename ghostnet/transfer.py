@@ -8,6 +8,7 @@ import math
 
 import numba
 import numpy as np
+from scipy.special import expit
 
 CODES = {"logistic": 0, "tanh": 1, "softplus": 2, "relu": 3}
 
@@ -70,6 +71,5 @@ def phi_inv(r: np.ndarray, name: str, eps: float = 1e-6) -> np.ndarray:
 
 
 def _logistic(x: np.ndarray) -> np.ndarray:
-    # exp of a non-positive number only: no overflow warning for large |x|
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+    # scipy's expit: one pass, keeps float32, no overflow warning for large |x|
+    return expit(x)
