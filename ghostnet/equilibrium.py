@@ -65,56 +65,71 @@ def settle(
         state.u[-1][...] = phi_inv(np.asarray(y, dtype), name)
     u = state.u
     v = state.v
+    y_arr = None if y is None else np.asarray(y, dtype)
     r = [phi(ui, name) for ui in u]
     drive0 = x @ params.W[0].T + params.b[0] if drive is None else drive
     change = np.inf
+    copy = config.mechanism == "copy"
+    a_above = None  # copy: the drive of layer i+1 from r_i is also ghost i's input (G = W_{i+1})
     for it in range(1, config.eq_max_iter + 1):
         change = 0.0
         for i in range(L - 1, -1, -1):
             a_i = drive0 if i == 0 else r[i - 1] @ params.W[i].T + params.b[i]
             if i == L - 1:
-                if clamp:
-                    continue
-                if y is None:
-                    new = a_i
+                if not clamp:
+                    new = a_i if y is None else _solve_output(a_i, u[i], y_arr, beta, name)
+                    change = max(change, float(np.max(np.abs(new - u[i]))))
+                    u[i][...] = new
+                    r[i] = phi(u[i], name)
+                a_above = a_i
+                continue
+            if not hold_ghosts:
+                if copy:
+                    v[i][...] = a_above
+                elif config.mechanism == "replicate":
+                    v[i][...] = u[i + 1]
                 else:
-                    new = _solve_output(a_i, u[i], np.asarray(y, dtype), beta, name)
+                    v[i][...] = r[i] @ params.G[i].T + params.c[i]
+            if copy or config.mechanism == "replicate":  # H = B: one product
+                new = a_i + (r[i + 1] - phi(v[i], name)) @ params.B[i].T
             else:
-                if not hold_ghosts:
-                    if config.mechanism == "replicate":
-                        v[i][...] = u[i + 1]
-                    elif config.mechanism == "copy":
-                        v[i][...] = r[i] @ params.W[i + 1].T + params.b[i + 1]
-                    else:
-                        v[i][...] = r[i] @ params.G[i].T + params.c[i]
                 new = a_i + r[i + 1] @ params.B[i].T - phi(v[i], name) @ params.H[i].T
             change = max(change, float(np.max(np.abs(new - u[i]))))
             u[i][...] = new
             r[i] = phi(u[i], name)
-        if not hold_ghosts:  # ghosts at their fixed point given the final rates
-            for i in range(L - 1):
-                if config.mechanism == "replicate":
-                    v[i][...] = u[i + 1]
-                elif config.mechanism == "copy":
-                    v[i][...] = r[i] @ params.W[i + 1].T + params.b[i + 1]
-                else:
-                    v[i][...] = r[i] @ params.G[i].T + params.c[i]
+            a_above = a_i
         if not np.isfinite(change):
             raise FloatingPointError(
                 "equilibrium iteration diverged (non-finite potentials); try a smaller beta"
             )
         if change < tol:
+            _ghosts_at_fixed_point(config, params, state, r, hold_ghosts)
             return PhaseResult(it, True, change, 0.0)
+    _ghosts_at_fixed_point(config, params, state, r, hold_ghosts)
     return PhaseResult(config.eq_max_iter, False, change, 0.0)
+
+
+def _ghosts_at_fixed_point(config, params, state, r, hold_ghosts) -> None:
+    """Each ghost at its own fixed point given the final rates of its layer."""
+    if hold_ghosts:
+        return
+    for i in range(len(state.v)):
+        if config.mechanism == "replicate":
+            state.v[i][...] = state.u[i + 1]
+        elif config.mechanism == "copy":
+            state.v[i][...] = r[i] @ params.W[i + 1].T + params.b[i + 1]
+        else:
+            state.v[i][...] = r[i] @ params.G[i].T + params.c[i]
 
 
 def _solve_output(a: np.ndarray, u0: np.ndarray, y: np.ndarray, beta: float, name: str) -> np.ndarray:
     """Solve ``u = a + beta (y - phi(u))`` element-wise by Newton's method from ``u0``."""
     u = u0.copy()
+    eps = 4 * np.finfo(u.dtype).eps  # quadratic convergence: a few steps from a warm start
     for _ in range(50):
         f = u - a - beta * (y - phi(u, name))
         step = f / (1.0 + beta * dphi(u, name))
         u -= step
-        if np.max(np.abs(step)) < 1e-15 * (1.0 + np.max(np.abs(u))):
+        if np.max(np.abs(step)) <= eps * (1.0 + np.max(np.abs(u))):
             break
     return u
