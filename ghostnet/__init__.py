@@ -1,4 +1,11 @@
 """ghostnet: biologically plausible deep learning with ghost units (see MODEL.md)."""
+import os as _os
+
+# The kernels alternate Numba's OpenMP threads with BLAS's own threads; with the default active
+# waiting the idle pool spins on the cores the other needs (measured: 4.5x slower on 2 cores).
+# Set before the OpenMP runtime loads; a user's own setting is kept.
+OMP_PASSIVE_SET_BY_GHOSTNET = "OMP_WAIT_POLICY" not in _os.environ
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from ghostnet.config import ConfigError, ModelConfig
 from ghostnet.dynamics import BlowUpError, Integrator, PhaseResult, Recording, State, currents
 from ghostnet.gradcheck import gradcheck, random_batch

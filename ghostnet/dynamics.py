@@ -13,7 +13,10 @@ from numba import typed
 from ghostnet import _kernels as K
 from ghostnet.config import ModelConfig
 from ghostnet.params import Params
-from ghostnet.transfer import CODES, phi
+from ghostnet.transfer import phi
+
+PARALLEL_MIN_ELEMENTS = 20000
+"""Below this many element updates per step the integrator runs single-threaded."""
 
 BLOWUP = 1e6
 """A potential beyond this (or non-finite) is a numerical blow-up."""
@@ -90,6 +93,7 @@ class Workspace:
         n = config.sizes
         L = len(n) - 1
         self.batch = batch
+        self.mechanism = config.mechanism
         self.L = L
         hidden = max(L - 1, 0)
 
@@ -105,8 +109,15 @@ class Workspace:
         self.As = tl([np.zeros((batch, n[i + 1]), dt) for i in range(L)])
         self.gs = tl([np.zeros((batch, n[i + 2]), dt) for i in range(hidden)])
         self.Ts = tl([np.zeros((batch, n[i + 1]), dt) for i in range(hidden)])
-        self.Ds = tl([np.zeros((batch, n[i + 1]), dt) for i in range(hidden)])
+        # Ds: H phi(v) (batch x n_{i+1}) for learned ghosts; r_{i+1} - phi(v_i) (batch x n_{i+2})
+        # when H = B (copy, replicate)
+        width = (lambda i: n[i + 1]) if config.mechanism == "learned" else (lambda i: n[i + 2])
+        self.Ds = tl([np.zeros((batch, width(i)), dt) for i in range(hidden)])
         self.GAs = tl([np.zeros((batch, n[i + 2]), dt) for i in range(hidden)])
+        self.row_max = np.zeros(batch)
+        self.row_bad = np.zeros(batch, dtype=np.bool_)
+        # threads pay off from a few tens of thousands of element updates per step
+        self.parallel = batch >= 8 and batch * sum(n[1:]) >= PARALLEL_MIN_ELEMENTS
         self._tl = tl
 
 
@@ -124,7 +135,7 @@ class Integrator:
         self._ws: Workspace | None = None
 
     def workspace(self, batch: int) -> Workspace:
-        if self._ws is None or self._ws.batch != batch:
+        if self._ws is None or self._ws.batch != batch or self._ws.mechanism != self.config.mechanism:
             self._ws = Workspace(self.config, batch)
         return self._ws
 
@@ -198,9 +209,10 @@ class Integrator:
         while done < total:
             n = min(chunk, total - done)
             steps, maxd, status = K.integrate(
-                *args, float(beta), nudge, clamp, hold_ghosts, MECH_CODES[cfg.mechanism],
-                CODES[cfg.transfer], METHOD_CODES[cfg.method], cfg.dt, cfg.tau, cfg.tau_g,
-                n, use_tol, cfg.tol, BLOWUP,
+                K.TRANSFER_CODES[cfg.transfer], *args, float(beta), nudge, clamp, hold_ghosts,
+                MECH_CODES[cfg.mechanism], METHOD_CODES[cfg.method], float(cfg.dt),
+                float(cfg.tau), float(cfg.tau_g), n, use_tol, float(cfg.tol), BLOWUP,
+                ws.row_max, ws.row_bad, ws.parallel,
             )
             done += steps
             if status == K.STATUS_BLOWUP:

@@ -1,32 +1,9 @@
-"""Transfer functions phi (MODEL.md §1): numpy versions for the model, numba versions for kernels.
-
-Each has a code used by the kernels: 0 logistic, 1 tanh, 2 softplus, 3 relu.
-"""
+"""Transfer functions phi (MODEL.md §1), numpy versions; the kernels' compiled versions are in
+:mod:`ghostnet._kernels` (``TRANSFER_FUNCTIONS``)."""
 from __future__ import annotations
 
-import math
-
-import numba
 import numpy as np
 from scipy.special import expit
-
-CODES = {"logistic": 0, "tanh": 1, "softplus": 2, "relu": 3}
-
-
-@numba.njit(inline="always", cache=True)
-def phi_scalar(x, code):
-    """phi(x) for one value; written so that no branch overflows (exp of a negative number only)."""
-    if code == 0:
-        if x >= 0.0:
-            return 1.0 / (1.0 + math.exp(-x))
-        z = math.exp(x)
-        return z / (1.0 + z)
-    if code == 1:
-        return math.tanh(x)
-    if code == 2:
-        return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
-    return max(x, 0.0)
-
 
 def phi(x: np.ndarray, name: str) -> np.ndarray:
     """Rate of potential ``x`` (any shape)."""
