@@ -1,11 +1,20 @@
 """Engine speed against torch's backprop step on the same MLP, measured in the same run.
 
-For each architecture and dtype: the time per sample of one free + nudged phase pair with the local
-update and SGD step, in dynamics mode (fixed 50 steps per phase, exponential Euler) and in
-equilibrium mode, and the time per sample of torch's forward + backward + SGD step of the same MLP
-(logistic units, MSE cost) at the same batch. Medians over repeats; ratios ghost / torch.
+For 784-500-10 and 784-500-500-10 at batch 100, float32 and float64:
 
-    python benchmarks/bench_engine.py [--repeats 7] [--out results/bench_engine.json]
+- torch: forward + backward + SGD step of the same MLP (logistic units, MSE cost), per sample;
+  timed in a child process with the caller's environment (ghostnet sets passive OpenMP waiting
+  for itself, which would slow torch by ~10% if it shared the process);
+- equilibrium mode: one training step (free + nudged fixed points, local update, SGD), per sample;
+- dynamics mode: the same with 50 exponential-Euler steps per phase, per sample, and the share of
+  one phase's time that the bare BLAS calls of the same shapes (timed alone, same run) would take;
+- settling: with the tolerance rule (max|du/dt| < tol), the mean steps per phase and the angle
+  to backprop of the resulting update, beside the fixed 50 steps;
+- threads: dynamics and equilibrium steps with 1 thread (Numba and BLAS) against 2.
+
+Medians of several repeats; ratios ghost / torch. The machine and date are printed and saved.
+
+    python benchmarks/bench_engine.py [--repeats 7] [--quick] [--out results/bench_engine.json]
 """
 from __future__ import annotations
 
@@ -14,30 +23,33 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from datetime import datetime, timezone
 
 import numpy as np
-import torch
 
-from ghostnet import GhostNetwork, ModelConfig
-from ghostnet.io import atomic_write_text
+ARCHS = ([784, 500, 10], [784, 500, 500, 10])
+DTYPES = ("float32", "float64")
 
 
 def machine() -> dict:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "numpy": np.__version__,
-        "torch": torch.__version__,
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-    }
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"platform": platform.platform(), "cpu": cpu, "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
-def _median_time(fn, repeats: int, inner: int) -> float:
-    fn()  # warm-up (compilation, caches)
+def median_time(fn, repeats: int, inner: int) -> float:
+    fn()  # warm-up: compilation, caches, workspace
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -47,57 +59,136 @@ def _median_time(fn, repeats: int, inner: int) -> float:
     return statistics.median(times)
 
 
-def torch_step(sizes, batch, dtype, x, y, lr=0.1):
+def batch(sizes, dtype, n=100, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, size=(n, sizes[0])).astype(dtype)
+    y = np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], size=n)]
+    return x, y
+
+
+# ---- parts, each run in a child process so that thread settings and environments are clean ----
+def part_torch(sizes, dtype, repeats):
+    import torch
+
     tdt = torch.float64 if dtype == "float64" else torch.float32
     layers = []
     for a, b in zip(sizes[:-1], sizes[1:]):
         layers += [torch.nn.Linear(a, b, dtype=tdt), torch.nn.Sigmoid()]
     model = torch.nn.Sequential(*layers)
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-    xt = torch.tensor(x, dtype=tdt)
-    yt = torch.tensor(y, dtype=tdt)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = batch(sizes, dtype)
+    xt, yt = torch.tensor(x), torch.tensor(y)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        out = model(xt)
-        loss = 0.5 * ((yt - out) ** 2).sum(dim=1).mean()
+        loss = 0.5 * ((yt - model(xt)) ** 2).sum(dim=1).mean()
         loss.backward()
         opt.step()
 
-    return step
+    return {"torch_step_s": median_time(step, repeats, 20), "torch_threads": torch.get_num_threads()}
+
+
+def part_ghost(sizes, dtype, repeats, steps):
+    from ghostnet import GhostNetwork, ModelConfig, State, gradcheck
+
+    x, y = batch(sizes, dtype)
+    out = {}
+    for mode in ("equilibrium", "dynamics"):
+        cfg = ModelConfig(sizes=sizes, dtype=dtype, mode=mode, beta=0.01, settle="fixed",
+                          steps=steps, dt=0.1, method="expeuler")
+        net = GhostNetwork(cfg)
+        out[f"{mode}_step_s"] = median_time(lambda: net.step(x, y, lr=0.1), repeats,
+                                            1 if mode == "dynamics" else 5)
+    # one dynamics phase against the bare BLAS calls of its shapes
+    cfg = ModelConfig(sizes=sizes, dtype=dtype, settle="fixed", steps=steps)
+    net = GhostNetwork(cfg)
+    drive = net.integrator.drive(net.params, x)
+
+    def phase():
+        net.integrator.run(net.params, State.zeros(cfg, len(x)), drive)
+
+    p = net.params
+    rng = np.random.default_rng(1)
+    rs = [rng.uniform(0, 1, (len(x), n)).astype(dtype) for n in sizes[1:]]
+    outs = [np.empty((len(x), n), dtype) for n in sizes[1:]]
+
+    def blas():
+        for _ in range(steps):
+            for i in range(1, len(p.W)):
+                np.dot(rs[i - 1], p.W[i].T, out=outs[i])
+            for i in range(len(p.B)):
+                np.dot(rs[i + 1], p.B[i].T, out=outs[i])
+
+    out["phase_s"] = median_time(phase, repeats, 1)
+    out["bare_blas_s"] = median_time(blas, repeats, 1)
+    # tolerance-based settling: steps taken and accuracy
+    for tol in (1e-3, 1e-4):
+        cfg = ModelConfig(sizes=sizes, dtype=dtype, beta=0.01, settle="tol", tol=tol, max_steps=2000)
+        g = gradcheck(cfg, batch=len(x))
+        out[f"tol{tol:g}_steps"] = (g["phases"]["free"]["steps"] + g["phases"]["nudged"]["steps"]) / 2
+        out[f"tol{tol:g}_angle_deg"] = max(r["angle_deg"] for r in g["layers"])
+    g = gradcheck(ModelConfig(sizes=sizes, dtype=dtype, beta=0.01, settle="fixed", steps=steps),
+                  batch=len(x))
+    out["fixed_angle_deg"] = max(r["angle_deg"] for r in g["layers"])
+    return out
+
+
+def run_part(name, args, env_extra=None, keep_env=False):
+    """Run ``part_<name>(*args)`` in a child process; returns its dict."""
+    env = dict(os.environ)
+    if env_extra:
+        env.update(env_extra)
+    code = (f"import json, sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); "
+            f"import bench_engine as b; print(json.dumps(b.part_{name}(*{args!r})))")
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"benchmark part {name}{args} failed:\n{res.stderr[-2000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--quick", action="store_true", help="3 repeats, float32 only, no thread sweep")
     ap.add_argument("--out", default="results/bench_engine.json")
     args = ap.parse_args(argv)
-    rng = np.random.default_rng(0)
+    repeats = 3 if args.quick else args.repeats
+    dtypes = ("float32",) if args.quick else DTYPES
+    one = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+           "MKL_NUM_THREADS": "1"}
     rows = []
-    for sizes in ([784, 500, 10], [784, 500, 500, 10]):
-        for dtype in ("float32", "float64"):
-            x = rng.uniform(0, 1, size=(args.batch, sizes[0])).astype(dtype)
-            y = np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], size=args.batch)]
-            t_torch = _median_time(torch_step(sizes, args.batch, dtype, x, y), args.repeats, 10)
-            row = {"sizes": "-".join(map(str, sizes)), "dtype": dtype, "batch": args.batch,
-                   "torch_ms_per_sample": 1e3 * t_torch / args.batch}
-            for mode in ("dynamics", "equilibrium"):
-                cfg = ModelConfig(sizes=sizes, dtype=dtype, mode=mode, beta=0.01, settle="fixed",
-                                  steps=args.steps, dt=0.1, method="expeuler")
-                net = GhostNetwork(cfg)
-                t = _median_time(lambda: net.step(x, y, lr=0.1), args.repeats, 2 if mode == "dynamics" else 5)
-                row[f"{mode}_ms_per_sample"] = 1e3 * t / args.batch
-                row[f"{mode}_over_torch"] = t / t_torch
+    print(f"machine: {machine()}")
+    for sizes in ARCHS:
+        for dtype in dtypes:
+            row = {"sizes": "-".join(map(str, sizes)), "dtype": dtype, "batch": 100}
+            row.update(run_part("torch", (sizes, dtype, repeats)))
+            row.update(run_part("ghost", (sizes, dtype, repeats, args.steps)))
+            if not args.quick:
+                g1 = run_part("ghost", (sizes, dtype, repeats, args.steps), one)
+                row["dynamics_step_1thread_s"] = g1["dynamics_step_s"]
+                row["equilibrium_step_1thread_s"] = g1["equilibrium_step_s"]
+            t = row["torch_step_s"]
+            row["equilibrium_over_torch"] = row["equilibrium_step_s"] / t
+            row["dynamics_over_torch"] = row["dynamics_step_s"] / t
+            row["blas_share"] = row["bare_blas_s"] / row["phase_s"]
             rows.append(row)
-            print(f"{row['sizes']:>16} {dtype}: torch {row['torch_ms_per_sample']:.4f} ms/sample | "
-                  f"dynamics ({args.steps}+{args.steps} steps) {row['dynamics_ms_per_sample']:.4f} "
-                  f"(x{row['dynamics_over_torch']:.1f}) | equilibrium "
-                  f"{row['equilibrium_ms_per_sample']:.4f} (x{row['equilibrium_over_torch']:.1f})",
-                  flush=True)
-    result = {"machine": machine(), "repeats": args.repeats, "steps_per_phase": args.steps, "rows": rows}
+            ms = lambda s: 1e3 * s / 100  # ms per sample
+            line = (f"{row['sizes']:>15} {dtype}: torch {ms(t):.4f} ms/sample | equilibrium "
+                    f"{ms(row['equilibrium_step_s']):.4f} (x{row['equilibrium_over_torch']:.2f}) | "
+                    f"dynamics {args.steps}+{args.steps} steps {ms(row['dynamics_step_s']):.4f} "
+                    f"(x{row['dynamics_over_torch']:.1f}), BLAS share {100 * row['blas_share']:.0f}% | "
+                    f"tol 1e-3: {row['tol0.001_steps']:.0f} steps/phase, "
+                    f"{row['tol0.001_angle_deg']:.3f} deg; tol 1e-4: {row['tol0.0001_steps']:.0f}, "
+                    f"{row['tol0.0001_angle_deg']:.3f} deg; fixed: {row['fixed_angle_deg']:.3f} deg")
+            if "dynamics_step_1thread_s" in row:
+                line += (f" | 1 vs 2 threads: dynamics x{row['dynamics_step_1thread_s'] / row['dynamics_step_s']:.2f}"
+                         f", equilibrium x{row['equilibrium_step_1thread_s'] / row['equilibrium_step_s']:.2f}")
+            print(line, flush=True)
+    result = {"machine": machine(), "repeats": repeats, "steps_per_phase": args.steps, "rows": rows}
     if args.out:
+        from ghostnet.io import atomic_write_text
+
         atomic_write_text(args.out, json.dumps(result, indent=2))
         print(f"wrote {args.out}")
     return result
