@@ -81,6 +81,13 @@ def phi_row(code, src, dst):
             dst[j] = relu(src[j])
 
 
+@numba.njit(parallel=True, cache=True)
+def phi_array(code, x, out):
+    """``out = phi(x)`` for a C-contiguous 2-D array, parallel over rows."""
+    for a in prange(x.shape[0]):
+        phi_row(code, x[a], out[a])
+
+
 def _rates(phi, mech, us, vs, rs, gs, Ds):
     """``rs = phi(us)``, ``gs = phi(vs)`` and, when H = B, ``Ds = rs[i+1] - gs[i]`` (in place)."""
     L = len(us)

@@ -86,16 +86,42 @@ class Recording:
     what: tuple[str, ...] = ("u", "v", "t", "e")
 
 
-@dataclass
 class Currents:
-    """Quantities derived from a state: rates, bottom-up drive a, top-down t and local error e."""
+    """Quantities derived from a state: rates ``r``, top-down inputs ``t``, local errors ``e`` and
+    ghost rates ``ghost_rate`` (lists over layers, batch x units); the bottom-up drives ``a`` and
+    the ghost inhibition ``inhibition`` (``H_l phi(v_l)``) are computed on first access, since the
+    learning rule needs neither (they cost a matrix product per layer)."""
 
-    r: list[np.ndarray]
-    a: list[np.ndarray]
-    t: list[np.ndarray]
-    e: list[np.ndarray]
-    ghost_rate: list[np.ndarray] = field(default_factory=list)
-    inhibition: list[np.ndarray] = field(default_factory=list)
+    def __init__(self, r, t, e, ghost_rate, params, drive, x):
+        self.r, self.t, self.e, self.ghost_rate = r, t, e, ghost_rate
+        self._params, self._drive, self._x = params, drive, x
+        self._a = None
+        self._inhibition = None
+
+    @property
+    def inhibition(self) -> list[np.ndarray]:
+        if self._inhibition is None:
+            p = self._params
+            self._inhibition = [g @ p.H[i].T for i, g in enumerate(self.ghost_rate)]
+        return self._inhibition
+
+    @property
+    def a(self) -> list[np.ndarray]:
+        if self._a is None:
+            p = self._params
+            a = []
+            for i in range(len(self.r)):
+                if i == 0:
+                    if self._drive is not None:
+                        a.append(self._drive)
+                    elif self._x is not None:
+                        a.append(self._x @ p.W[0].T + p.b[0])
+                    else:  # without the input: the potential less its top-down input
+                        a.append(None)
+                else:
+                    a.append(self.r[i - 1] @ p.W[i].T + p.b[i])
+            self._a = a
+        return self._a
 
 
 class Workspace:
@@ -292,37 +318,33 @@ def currents(
     config: ModelConfig, params: Params, state: State, y: np.ndarray | None = None,
     beta: float = 0.0, x: np.ndarray | None = None, drive: np.ndarray | None = None,
 ) -> Currents:
-    """Rates, drives, top-down inputs and local errors of a state, in numpy (MODEL.md §1-§4).
+    """Rates, top-down inputs and local errors of a state, in numpy (MODEL.md §1-§4).
 
-    ``t[i]`` is the net top-down input of layer i+1 (``B r - H phi(v)``); for the output layer it is
-    the nudging input ``beta (y - r_L)`` (zero without target; for a clamped output,
-    ``u_L - a_L``). ``e[i] = phi(u) - phi(u - t)``: local, from the potential and the top-down input
-    only (MODEL.md §4). ``a`` needs ``drive`` (``W_1 x + b_1``) or ``x`` for layer 1; without
-    either ``a[0]`` is ``u_0 - t_0``.
+    ``t[i]`` is the net top-down input of layer i+1 (``B r - H phi(v)``; one product
+    ``(r - phi(v)) B^T`` when H = B, as for copy and replicate); for the output layer it is the
+    nudging input ``beta (y - r_L)`` (zero without target; for a clamped output, ``u_L - a_L``).
+    ``e[i] = phi(u) - phi(u - t)``: local, from the potential and the top-down input only
+    (MODEL.md §4). ``drive`` (``W_1 x + b_1``) or ``x`` serve the lazily computed ``a[0]``.
     """
     name = config.transfer
     L = len(state.u)
     r = [phi(u, name) for u in state.u]
     g = [phi(v, name) for v in state.v]
-    inhib = [g[i] @ params.H[i].T for i in range(L - 1)]
-    t = [r[i + 1] @ params.B[i].T - inhib[i] for i in range(L - 1)]
-    a = []
-    for i in range(L):
-        if i == 0:
-            if drive is not None:
-                a.append(drive)
-            else:
-                a.append(None if x is None else x @ params.W[0].T + params.b[0])
-        else:
-            a.append(r[i - 1] @ params.W[i].T + params.b[i])
+    if config.mechanism == "learned":
+        t = [r[i + 1] @ params.B[i].T - g[i] @ params.H[i].T for i in range(L - 1)]
+    else:
+        t = [(r[i + 1] - g[i]) @ params.B[i].T for i in range(L - 1)]
     if y is None:
         t_out = np.zeros_like(state.u[-1])
     elif config.output == "clamp":
-        t_out = state.u[-1] - a[-1]
+        pre = r[-2] if L > 1 else None
+        if pre is None:
+            a_out = drive if drive is not None else x @ params.W[0].T + params.b[0]
+        else:
+            a_out = pre @ params.W[-1].T + params.b[-1]
+        t_out = state.u[-1] - a_out
     else:
         t_out = beta * (y - r[-1])
     t.append(t_out)
-    if a[0] is None:
-        a[0] = state.u[0] - t[0]
     e = [r[i] - phi(state.u[i] - t[i], name) for i in range(L)]
-    return Currents(r, a, t, e, g, inhib)
+    return Currents(r, t, e, g, params, drive, x)

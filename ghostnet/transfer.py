@@ -5,8 +5,19 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
+_PARALLEL_MIN = 20000
+"""From this many elements a 2-D float array goes through the threaded Numba kernel."""
+
+
 def phi(x: np.ndarray, name: str) -> np.ndarray:
     """Rate of potential ``x`` (any shape)."""
+    if (x.ndim == 2 and x.size >= _PARALLEL_MIN and x.flags.c_contiguous
+            and x.dtype in (np.float32, np.float64)):
+        from ghostnet._kernels import TRANSFER_CODES, phi_array
+
+        out = np.empty_like(x)
+        phi_array(TRANSFER_CODES[name], x, out)
+        return out
     if name == "logistic":
         return _logistic(x)
     if name == "tanh":
