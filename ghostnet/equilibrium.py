@@ -100,7 +100,9 @@ def settle(
             a_above = a_i
         if not np.isfinite(change):
             raise FloatingPointError(
-                "equilibrium iteration diverged (non-finite potentials); try a smaller beta"
+                f"equilibrium iteration diverged (non-finite potentials) in the "
+                f"{'free' if y is None else 'nudged'} phase; with learned ghosts try smaller "
+                f"eta_g / eta_h, in a nudged phase a smaller beta"
             )
         if change < tol:
             _ghosts_at_fixed_point(config, params, state, r, hold_ghosts)

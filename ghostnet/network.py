@@ -139,9 +139,16 @@ class GhostNetwork:
         sgd_step(self.config, self.params, update, lr)
 
     def step(self, x: np.ndarray, y: np.ndarray, lr: float | list[float]) -> PhasePair:
-        """One training step on a batch: phases, local update, SGD. Returns the phase pair."""
+        """One training step on a batch: phases, local update, SGD. Returns the phase pair.
+        Mechanism 'learned': the ghosts learn from the free phase (MODEL.md §5), and from the
+        nudged phase too when ``gate_ghosts`` is off."""
         pair = self.phases(x, y)
         self.apply(self.update(pair), lr)
+        if self.config.mechanism == "learned":
+            from ghostnet.mechanisms import ghost_plasticity
+
+            ghost_plasticity(self, pair.free, pair.x)
+            ghost_plasticity(self, pair.nudged, pair.x, pair.y, pair.beta)  # gated: no-op
         return pair
 
     def continuous_phases(
