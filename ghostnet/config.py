@@ -83,6 +83,9 @@ class ModelConfig:
     """Ghost inhibition learning rate (mechanism 'learned')."""
     gate_ghosts: bool = True
     """Mechanism 'learned': ghost plasticity off while a target is present."""
+    weight_decay: float = 0.0
+    """Decay of W (and of B with plastic feedback) per SGD step: W -= lr * weight_decay * W. With
+    the same decay on both, Kolen-Pollack drives B_l to W_{l+1}^T (MODEL.md §6)."""
     init_gain: float = 1.0
     """Scale of the Glorot-uniform initial weights."""
     seed: int = 0
@@ -116,6 +119,9 @@ class ModelConfig:
         for name in ("tau", "tau_g", "dt", "tol", "eq_tol", "eta_g", "eta_h", "init_gain"):
             _positive(name, getattr(self, name))
         _number("beta", self.beta)
+        _number("weight_decay", self.weight_decay)
+        if self.weight_decay < 0:
+            raise ConfigError("weight_decay", f"must be >= 0, got {self.weight_decay!r}")
         if self.beta < 0:
             raise ConfigError("beta", f"must be >= 0 (0 means no target), got {self.beta!r}")
         for name in ("steps", "max_steps", "eq_max_iter"):

@@ -9,7 +9,7 @@ Indexing: Python index ``i`` is layer ``l = i + 1``.
 
 Initialisation (documented in README): forward weights Glorot-uniform,
 ``W ~ U(-s, s)``, ``s = init_gain * sqrt(6 / (n_in + n_out))``, biases zero. Feedback: ``B = W^T``
-(symmetric, plastic start) or an independent Glorot-uniform draw (random). Ghosts: a copy of the
+(symmetric) or an independent Glorot-uniform draw (random, and the start of plastic). Ghosts: a copy of the
 connectivity (``G = W_{l+1}``, ``c = b_{l+1}``, ``H = B``) for mechanism 'copy' and 'replicate'
 (H is then B, and G is unused by replicate), independent Glorot-uniform draws and zero ``c`` for
 'learned'. Every draw comes from one ``numpy.random.Generator`` seeded by ``config.seed``.
@@ -54,7 +54,7 @@ class Params:
 
         W = [glorot(n[i + 1], n[i]) for i in range(L)]
         b = [np.zeros(n[i + 1], dtype=dt) for i in range(L)]
-        if config.feedback == "random":
+        if config.feedback in ("random", "plastic"):  # plastic: learns its way to W^T (§6)
             B = [glorot(n[i + 1], n[i + 2]) for i in range(L - 1)]
         else:
             B = [np.ascontiguousarray(W[i + 1].T) for i in range(L - 1)]

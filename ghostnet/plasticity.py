@@ -63,16 +63,22 @@ def end_of_phase(
 
 
 def sgd_step(config: ModelConfig, params: Params, update: Update, lr: float | list[float]) -> None:
-    """Plain SGD along the update: ``W += lr_l dW`` (the update already points downhill), in place;
+    """Plain SGD along the update: ``W += lr_l dW`` (the update already points downhill), with
+    ``config.weight_decay`` on W (and on B for plastic feedback), in place;
     then the derived weights are kept in step (:meth:`Params.sync`). ``lr`` is one rate or one per
     layer."""
     L = len(params.W)
     lrs = list(lr) if isinstance(lr, (list, tuple)) else [lr] * L
     if len(lrs) != L:
         raise ValueError(f"need one learning rate per layer ({L}), got {len(lrs)}")
+    wd = config.weight_decay
     for i in range(L):
+        if wd:
+            params.W[i] *= 1.0 - lrs[i] * wd
         params.W[i] += lrs[i] * update.dW[i].astype(params.W[i].dtype, copy=False)
         params.b[i] += lrs[i] * update.db[i].astype(params.b[i].dtype, copy=False)
-    for i, dB in enumerate(update.dB):
+    for i, dB in enumerate(update.dB):  # Kolen-Pollack: the transpose of W_{i+2}'s update (§6)
+        if wd:
+            params.B[i] *= 1.0 - lrs[i + 1] * wd
         params.B[i] += lrs[i + 1] * dB.astype(params.B[i].dtype, copy=False)
     params.sync(config)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ghostnet import GhostNetwork, ModelConfig, State, gradcheck, random_batch
+from ghostnet import GhostNetwork, ModelConfig, State, angle_deg, gradcheck, random_batch
 from ghostnet.mechanisms import cancel_residual, ghost_plasticity, pretrain, pretrain_random
 from ghostnet.reference import ivp_phase
 
@@ -140,3 +140,26 @@ def test_pretraining_errors_are_clear():
                                     eta_g=50.0, eta_h=50.0))
     with pytest.raises(FloatingPointError, match="eta_g = 50.0"):
         pretrain_random(wild, 20000, progress=False, tol=0.0)
+
+
+@pytest.mark.parametrize("wd", [0.0, 0.02])
+def test_kolen_pollack_feedback_turns_towards_w_transpose(wd, rng):
+    """MODEL.md §6: dB_l is the transpose of dW_{l+1}, so B_l - W_{l+1}^T changes only by the shared
+    weight decay: after t steps it is (1 - lr wd)^t times its start (constant without decay)."""
+    cfg = ModelConfig(sizes=[20, 30, 25, 5], feedback="plastic", mode="equilibrium", beta=0.01,
+                      weight_decay=wd)
+    net = GhostNetwork(cfg)
+    diff0 = [b - w.T for b, w in zip(net.params.B, net.params.W[1:])]
+    start = [angle_deg(b, w.T) for b, w in zip(net.params.B, net.params.W[1:])]
+    assert min(start) > 60  # a random start
+    X = rng.uniform(0, 1, (256, 20))
+    Y = np.eye(5)[rng.integers(0, 5, 256)]
+    lr, steps = 0.5, 150
+    for _ in range(steps):
+        idx = rng.integers(0, 256, 32)
+        net.step(X[idx], Y[idx], lr)
+    for d0, b, w in zip(diff0, net.params.B, net.params.W[1:]):
+        assert np.allclose(b - w.T, (1 - lr * wd) ** steps * d0, rtol=0, atol=1e-10)
+    end = [angle_deg(b, w.T) for b, w in zip(net.params.B, net.params.W[1:])]
+    if wd:
+        assert all(e < s for e, s in zip(end, start)), (start, end)
