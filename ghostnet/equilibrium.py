@@ -11,7 +11,7 @@ phase), and every pyramidal potential equals its input: ``u_i = a_i + t_i``, the
   carries it to the bottom), each layer's ghost recomputed from its current rate; the output's
   scalar equation is solved by Newton's method element-wise (monotone: 1 + beta phi' > 0), so any
   beta works. The sweeps stop when the largest change of a potential falls below
-  ``max(eq_tol, 10 eps)`` or after ``eq_max_iter`` sweeps.
+  ``max(eq_tol, 10 eps max(1, max|u|))`` (eps of the dtype) or after ``eq_max_iter`` sweeps.
 """
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def settle(
             state.v[i][...] = a[i + 1]
         return PhaseResult(1, True, 0.0, 0.0)
 
-    tol = max(config.eq_tol, 10 * np.finfo(dtype).eps)
+    eps = float(np.finfo(dtype).eps)
     clamp = y is not None and config.output == "clamp"
     if clamp:
         state.u[-1][...] = phi_inv(np.asarray(y, dtype), name)
@@ -104,7 +104,9 @@ def settle(
                 f"{'free' if y is None else 'nudged'} phase; with learned ghosts try smaller "
                 f"eta_g / eta_h, in a nudged phase a smaller beta"
             )
-        if change < tol:
+        # relative to the potentials' size: float32 cannot resolve 1e-6 at |u| = 16
+        scale = max(1.0, max(float(np.max(np.abs(ui))) for ui in u))
+        if change < max(config.eq_tol, 10 * eps * scale):
             _ghosts_at_fixed_point(config, params, state, r, hold_ghosts)
             return PhaseResult(it, True, change, 0.0)
     _ghosts_at_fixed_point(config, params, state, r, hold_ghosts)

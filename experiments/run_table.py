@@ -1,0 +1,99 @@
+"""Issue 4's results table: ghost (copy, symmetric), ghost (copy, random), ghost (learned,
+symmetric), backprop and fa on Fashion-MNIST, same architecture, initial weights, data order and
+learning rates; test error mean and spread over seeds. Resumable: finished runs (summary.json
+present) are skipped, interrupted ones resume from their checkpoint.
+
+    python experiments/run_table.py [--configs experiments/configs/fashion_784-500-10.toml ...]
+        [--seeds 0 1 2] [--epochs 20] [--out results/table]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ghostnet.config import ModelConfig
+from ghostnet.data import load
+from ghostnet.io import atomic_write_text
+from ghostnet.training import TrainConfig, TrainSettings, train
+
+VARIANTS = {  # name: (learner, model overrides)
+    "ghost copy symmetric": ("ghost", {"mechanism": "copy", "feedback": "symmetric"}),
+    "ghost copy random": ("ghost", {"mechanism": "copy", "feedback": "random"}),
+    "ghost learned symmetric": ("ghost", {"mechanism": "learned", "feedback": "symmetric"}),
+    "backprop": ("backprop", {"feedback": "symmetric"}),
+    "fa": ("fa", {"feedback": "random"}),
+}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--configs", nargs="+", default=["experiments/configs/fashion_784-500-10.toml",
+                                                     "experiments/configs/fashion_784-500-500-10.toml"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    ap.add_argument("--out", default="results/table")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    data = {}
+    for cpath in args.configs:
+        base = TrainConfig.load(cpath)
+        if base.train.dataset not in data:
+            data[base.train.dataset] = load(base.train.dataset, base.train.data_source or None)
+        for seed in args.seeds:
+            for name in args.variants:
+                learner, over = VARIANTS[name]
+                m = dataclasses.replace(base.model, seed=seed, **over)
+                t = dataclasses.replace(base.train, learner=learner, seed=seed, epochs=args.epochs)
+                cfg = TrainConfig(m, t).validate()
+                run = out / Path(cpath).stem / f"{name.replace(' ', '-')}-s{seed}"
+                if (run / "summary.json").exists():
+                    continue
+                resume = (run / "checkpoint.npz").exists()
+                print(f"{Path(cpath).stem} {name} seed {seed}{' (resuming)' if resume else ''}",
+                      flush=True)
+                train(cfg, run, resume=resume, data=data[base.train.dataset], progress=False)
+    summarise(out)
+
+
+def summarise(out: Path) -> None:
+    rows = []
+    for summary in sorted(out.glob("*/*/summary.json")):
+        s = json.loads(summary.read_text())
+        run = summary.parent
+        metrics = list(csv.DictReader(open(run / "metrics.csv")))
+        rows.append({"config": run.parent.name, "variant": run.name.rsplit("-s", 1)[0].replace("-", " "),
+                     "seed": int(run.name.rsplit("-s", 1)[1]), "epochs": len(metrics),
+                     "test_error_pct": 100 * (1 - float(metrics[-1]["test_acc"])),
+                     "seconds_per_epoch": float(np.mean([float(r["seconds"]) for r in metrics]))})
+    if not rows:
+        print("no finished runs yet")
+        return
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(out / "table.csv", buf.getvalue())
+    lines = ["| config | variant | seeds | epochs | test error % (mean +- sd) | s/epoch |",
+             "|---|---|---|---|---|---|"]
+    for config in sorted({r["config"] for r in rows}):
+        for variant in VARIANTS:
+            sel = [r for r in rows if r["config"] == config and r["variant"] == variant]
+            if not sel:
+                continue
+            e = np.array([r["test_error_pct"] for r in sel])
+            lines.append(f"| {config} | {variant} | {len(sel)} | {sel[0]['epochs']} | "
+                         f"{e.mean():.2f} +- {e.std(ddof=1) if len(e) > 1 else 0:.2f} | "
+                         f"{np.mean([r['seconds_per_epoch'] for r in sel]):.1f} |")
+    atomic_write_text(out / "table.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
