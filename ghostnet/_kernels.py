@@ -88,24 +88,27 @@ def phi_array(code, x, out):
         phi_row(code, x[a], out[a])
 
 
-def _rates(phi, mech, us, vs, rs, gs, Ds):
-    """``rs = phi(us)``, ``gs = phi(vs)`` and, when H = B, ``Ds = rs[i+1] - gs[i]`` (in place)."""
+@numba.njit(inline="always", cache=True)
+def row_rates(phi, mech, us, vs, rs, gs, Ds, a):
+    """Row ``a``: ``rs = phi(us)``, ``gs = phi(vs)`` and, when H = B, ``Ds = rs[i+1] - gs[i]``."""
     L = len(us)
-    nb = us[0].shape[0]
-    for a in prange(nb):
-        for i in range(L):
-            u = us[i][a]
-            r = rs[i][a]
-            phi_row(phi, u, r)
-        for i in range(L - 1):
-            v = vs[i][a]
-            g = gs[i][a]
-            phi_row(phi, v, g)
-            if mech != MECH_LEARNED:
-                D = Ds[i][a]
-                R = rs[i + 1][a]
-                for j in range(v.shape[0]):
-                    D[j] = R[j] - g[j]
+    for i in range(L):
+        phi_row(phi, us[i][a], rs[i][a])
+    for i in range(L - 1):
+        v = vs[i][a]
+        g = gs[i][a]
+        phi_row(phi, v, g)
+        if mech != MECH_LEARNED:
+            D = Ds[i][a]
+            R = rs[i + 1][a]
+            for j in range(v.shape[0]):
+                D[j] = R[j] - g[j]
+
+
+def _rates(phi, mech, us, vs, rs, gs, Ds):
+    """Rates of the whole batch (``row_rates`` for every row), in place."""
+    for a in prange(us[0].shape[0]):
+        row_rates(phi, mech, us, vs, rs, gs, Ds, a)
 
 
 # Each compiled twice: parallel over the batch rows, and serial for small work, where starting the
@@ -195,19 +198,7 @@ def _update(phi, drive, bs, cs, us, vs, rs, gs, As, Ts, Ds, GAs, y, beta, nudge,
                     bad |= not (abs(x) < blowup)
                     u[j] = x
         # rates of the new state, for the next step's products
-        for i in range(L):
-            u = us[i][a]
-            r = rs[i][a]
-            phi_row(phi, u, r)
-        for i in range(L - 1):
-            v = vs[i][a]
-            g = gs[i][a]
-            phi_row(phi, v, g)
-            if mech != MECH_LEARNED:
-                D = Ds[i][a]
-                R = rs[i + 1][a]
-                for j in range(v.shape[0]):
-                    D[j] = R[j] - g[j]
+        row_rates(phi, mech, us, vs, rs, gs, Ds, a)
         row_max[a] = maxd
         row_bad[a] = bad
 
