@@ -132,6 +132,15 @@ def products(Ws, Bs, Gs, Hs, rs, gs, As, Ts, Ds, GAs, mech):
             np.dot(Ds[i], Bs[i].T, Ts[i])
 
 
+@numba.njit(inline="always", cache=True)
+def advance(old, inp, tau, dt, decay, euler):
+    """One step of ``tau dx/dt = -x + inp`` from ``old``: forward Euler, or exponential Euler
+    (``decay = exp(-dt / tau)``, exact for a constant input). Returns ``(new, dx/dt at old)``."""
+    d = (inp - old) / tau
+    x = old + dt * d if euler else inp + (old - inp) * decay
+    return x, d
+
+
 def _update(phi, drive, bs, cs, us, vs, rs, gs, As, Ts, Ds, GAs, y, beta, nudge, clamp, hold,
            mech, method, dt, tau, tau_g, decay, decay_g, blowup, row_max, row_bad):
     """One step for every row: u and v from the pre-step currents, then the new rates.
@@ -159,10 +168,8 @@ def _update(phi, drive, bs, cs, us, vs, rs, gs, As, Ts, Ds, GAs, y, beta, nudge,
                 with_bias = mech != MECH_REPLICATE
                 for j in range(v.shape[0]):
                     inp = src[j] + bias[j] if with_bias else src[j]
-                    old = v[j]
-                    d = (inp - old) / tau_g
+                    x, d = advance(v[j], inp, tau_g, dt, decay_g, euler)
                     maxd = max(maxd, abs(d))
-                    x = old + dt * d if euler else inp + (old - inp) * decay_g
                     bad |= not (abs(x) < blowup)
                     v[j] = x
         for i in range(L):
@@ -180,10 +187,8 @@ def _update(phi, drive, bs, cs, us, vs, rs, gs, As, Ts, Ds, GAs, y, beta, nudge,
                 sub = mech == MECH_LEARNED  # learned: T - H phi(v); otherwise T is already net
                 for j in range(u.shape[0]):
                     inp = src[j] + (bias[j] if b_on else 0.0) + (T[j] - Hg[j] if sub else T[j])
-                    old = u[j]
-                    d = (inp - old) / tau
+                    x, d = advance(u[j], inp, tau, dt, decay, euler)
                     maxd = max(maxd, abs(d))
-                    x = old + dt * d if euler else inp + (old - inp) * decay
                     bad |= not (abs(x) < blowup)
                     u[j] = x
             else:
@@ -191,10 +196,8 @@ def _update(phi, drive, bs, cs, us, vs, rs, gs, As, Ts, Ds, GAs, y, beta, nudge,
                 bn = beta if nudge else 0.0
                 for j in range(u.shape[0]):
                     inp = src[j] + (bias[j] if b_on else 0.0) + bn * (Y[j] - R[j])
-                    old = u[j]
-                    d = (inp - old) / tau
+                    x, d = advance(u[j], inp, tau, dt, decay, euler)
                     maxd = max(maxd, abs(d))
-                    x = old + dt * d if euler else inp + (old - inp) * decay
                     bad |= not (abs(x) < blowup)
                     u[j] = x
         # rates of the new state, for the next step's products
