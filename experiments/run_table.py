@@ -12,15 +12,13 @@ import argparse
 import csv
 import dataclasses
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 
-from ghostnet.config import ModelConfig
 from ghostnet.data import load
 from ghostnet.io import atomic_write_text
-from ghostnet.training import TrainConfig, TrainSettings, train
+from ghostnet.training import TrainConfig, train
 
 VARIANTS = {  # name: (learner, model overrides)
     "ghost copy symmetric": ("ghost", {"mechanism": "copy", "feedback": "symmetric"}),
@@ -65,7 +63,6 @@ def main(argv=None):
 def summarise(out: Path) -> None:
     rows = []
     for summary in sorted(out.glob("*/*/summary.json")):
-        s = json.loads(summary.read_text())
         run = summary.parent
         metrics = list(csv.DictReader(open(run / "metrics.csv")))
         rows.append({"config": run.parent.name, "variant": run.name.rsplit("-s", 1)[0].replace("-", " "),

@@ -187,10 +187,7 @@ class ModelConfig:
 
     @classmethod
     def from_toml(cls, text: str) -> "ModelConfig":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError("<toml>", f"not valid TOML: {exc}") from None
+        data = parse_toml(text)
         return cls.from_dict(data.get("model", data))
 
     def save(self, path: str | Path) -> None:
@@ -201,6 +198,14 @@ class ModelConfig:
     @classmethod
     def load(cls, path: str | Path) -> "ModelConfig":
         return cls.from_toml(Path(path).read_text())
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    """TOML text to a dict; invalid TOML raises :class:`ConfigError`."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("<toml>", f"not valid TOML: {exc}") from None
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:

@@ -6,7 +6,7 @@ What is integrated (the vector field) lives in :mod:`ghostnet._kernels`; this mo
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numba import typed

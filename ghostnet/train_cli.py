@@ -78,7 +78,7 @@ def _add_compare(sub) -> None:
 
 
 def _run_compare(args) -> int:
-    from ghostnet.training import TrainConfig, TrainSettings, train
+    from ghostnet.training import TrainConfig, train
 
     base = TrainConfig.load(args.config)
     results = {}

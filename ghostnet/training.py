@@ -21,7 +21,6 @@ import json
 import platform
 import subprocess
 import time
-import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +29,7 @@ import numpy as np
 import tomli_w
 from tqdm.auto import tqdm
 
-from ghostnet.config import ConfigError, ModelConfig
+from ghostnet.config import ConfigError, ModelConfig, parse_toml
 from ghostnet.data import Dataset, load, one_hot
 from ghostnet.io import atomic_write_text
 from ghostnet.metrics import layer_alignment
@@ -107,10 +106,7 @@ class TrainConfig:
 
     @classmethod
     def from_toml(cls, text: str) -> "TrainConfig":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError("<toml>", f"not valid TOML: {exc}") from None
+        data = parse_toml(text)
         unknown = sorted(set(data) - {"model", "train"})
         if unknown:
             raise ConfigError(unknown[0], "unknown section; allowed: [model], [train]")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import torch_forward
-from ghostnet import GhostNetwork, ModelConfig, Recording, State, currents, gradcheck, random_batch
+from ghostnet import GhostNetwork, ModelConfig, Recording, State, gradcheck, random_batch
 
 DEPTHS = {1: [20, 30, 5], 2: [20, 30, 25, 5], 3: [20, 30, 25, 15, 5], 4: [20, 30, 25, 20, 15, 5]}
 SETTLED = dict(settle="tol", tol=1e-11, max_steps=20000)
