@@ -8,12 +8,10 @@ beta, seed, layer.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 from pathlib import Path
 
 from ghostnet import ModelConfig, gradcheck
-from ghostnet.io import atomic_write_text
+from ghostnet.io import write_csv
 
 DEPTHS = {1: [20, 30, 5], 2: [20, 30, 25, 5], 3: [20, 30, 25, 15, 5], 4: [20, 30, 25, 20, 15, 5]}
 
@@ -42,13 +40,8 @@ def main(argv=None):
                         rows.append({"transfer": transfer, "depth": depth, "beta": beta, "seed": seed,
                                      "layer": row["layer"], "angle_deg": row["angle_deg"],
                                      "norm_ratio": row["norm_ratio"]})
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    out_dir = Path(args.out)
-    atomic_write_text(out_dir / "angles.csv", buf.getvalue())
-    print(f"wrote {out_dir / 'angles.csv'} ({len(rows)} rows)")
+    path = write_csv(Path(args.out) / "angles.csv", rows)
+    print(f"wrote {path} ({len(rows)} rows)")
     # summary: median over seeds of the largest angle over layers
     print(f"{'transfer':>9} {'depth':>5} " + " ".join(f"{'b=' + format(b, 'g'):>9}" for b in betas))
     for transfer in ("logistic", "tanh", "softplus", "relu"):

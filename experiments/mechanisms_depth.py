@@ -11,15 +11,13 @@ summary: mean and spread (min-max) over seeds of each layer's angle.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import time
 from pathlib import Path
 
 import numpy as np
 
 from ghostnet import GhostNetwork, ModelConfig, gradcheck
-from ghostnet.io import atomic_write_text
+from ghostnet.io import write_csv
 from ghostnet.mechanisms import pretrain_random
 
 HIDDEN = [30, 25, 20, 15, 12]
@@ -61,12 +59,7 @@ def main(argv=None):
                                      "cancel_residual": row["cancel_residual"],
                                      "pretrain_samples": used})
         print(f"depth {depth} done ({time.time() - t0:.0f} s)", flush=True)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    path = Path(args.out) / "mechanisms_depth.csv"
-    atomic_write_text(path, buf.getvalue())
+    path = write_csv(Path(args.out) / "mechanisms_depth.csv", rows)
     print(f"wrote {path} ({len(rows)} rows)\n")
     print("| depth | mechanism | baseline | angle to backprop per layer, deg: mean (min-max) over seeds | residual per hidden layer (mean) |")
     print("|---|---|---|---|---|")

@@ -4,20 +4,22 @@ learning rates; test error mean and spread over seeds. Resumable: finished runs 
 present) are skipped, interrupted ones resume from their checkpoint.
 
     python experiments/run_table.py [--configs experiments/configs/fashion_784-500-10.toml ...]
-        [--seeds 0 1 2] [--epochs 20] [--out results/table]
+        [--seeds 0 1 2] [--epochs 20] [--out results/table] [--data-source DIR_OR_NPZ] [--quick]
+
+The per-epoch metrics.csv of every run are also the learning curves of the figures (MODEL.md §8
+E3). --quick: seed 0, 2 epochs on 500 training samples, 1,000 samples of ghost pre-training.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import dataclasses
-import io
 from pathlib import Path
 
 import numpy as np
 
 from ghostnet.data import load
-from ghostnet.io import atomic_write_text
+from ghostnet.io import atomic_write_text, write_csv
 from ghostnet.training import TrainConfig, train
 
 VARIANTS = {  # name: (learner, model overrides)
@@ -31,24 +33,33 @@ VARIANTS = {  # name: (learner, model overrides)
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--configs", nargs="+", default=["experiments/configs/fashion_784-500-10.toml",
-                                                     "experiments/configs/fashion_784-500-500-10.toml"])
+    configs = Path(__file__).resolve().parent / "configs"
+    ap.add_argument("--configs", nargs="+", default=[str(configs / "fashion_784-500-10.toml"),
+                                                     str(configs / "fashion_784-500-500-10.toml")])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
     ap.add_argument("--out", default="results/table")
+    ap.add_argument("--data-source", default=None,
+                    help="a directory of IDX files or an .npz (default: the config's, else the usual sources)")
+    ap.add_argument("--quick", action="store_true", help="seed 0, 2 epochs, 500 training samples")
     args = ap.parse_args(argv)
+    quick = {"train_size": 500, "pretrain": 1000, "probe_size": 20} if args.quick else {}
+    if args.quick:
+        args.seeds, args.epochs = [0], 2
     out = Path(args.out)
     data = {}
     for cpath in args.configs:
         base = TrainConfig.load(cpath)
+        source = args.data_source or base.train.data_source or None
         if base.train.dataset not in data:
-            data[base.train.dataset] = load(base.train.dataset, base.train.data_source or None)
+            data[base.train.dataset] = load(base.train.dataset, source)
         for seed in args.seeds:
             for name in args.variants:
                 learner, over = VARIANTS[name]
                 m = dataclasses.replace(base.model, seed=seed, **over)
-                t = dataclasses.replace(base.train, learner=learner, seed=seed, epochs=args.epochs)
+                t = dataclasses.replace(base.train, learner=learner, seed=seed, epochs=args.epochs,
+                                        data_source=source or "", **quick)
                 cfg = TrainConfig(m, t).validate()
                 run = out / Path(cpath).stem / f"{name.replace(' ', '-')}-s{seed}"
                 if (run / "summary.json").exists():
@@ -72,11 +83,7 @@ def summarise(out: Path) -> None:
     if not rows:
         print("no finished runs yet")
         return
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(out / "table.csv", buf.getvalue())
+    write_csv(out / "table.csv", rows)
     lines = ["| config | variant | seeds | epochs | test error % (mean +- sd) | s/epoch |",
              "|---|---|---|---|---|---|"]
     for config in sorted({r["config"] for r in rows}):

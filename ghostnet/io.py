@@ -29,3 +29,17 @@ def atomic_write(path: str | Path, write: Callable[[object], None], mode: str = 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda fh: fh.write(text), mode="w")
+
+
+def write_csv(path: str | Path, rows: list[dict]) -> Path:
+    """Write ``rows`` (dicts with the same keys) as a CSV with a header, atomically."""
+    import csv
+    import io
+
+    if not rows:
+        raise ValueError(f"no rows to write to {path}")
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    return atomic_write_text(path, buf.getvalue())
