@@ -10,7 +10,11 @@ For 784-500-10 and 784-500-500-10 at batch 100, float32 and float64:
   one phase's time that the bare BLAS calls of the same shapes (timed alone, same run) would take;
 - settling: with the tolerance rule (max|du/dt| < tol), the mean steps per phase and the angle
   to backprop of the resulting update, beside the fixed 50 steps;
-- threads: dynamics and equilibrium steps with 1 thread (Numba and BLAS) against 2.
+- threads: dynamics and equilibrium steps with 1 thread (Numba and BLAS) against 2;
+- memory: peak resident memory (VmHWM) of one training epoch (`ghostnet.training.train`, ghost
+  learner, equilibrium mode, Fashion-MNIST loaded whole, 10,000 samples trained) in a fresh process,
+  beside what the libraries take once imported (numpy, numba, torch: before any data) and what the
+  dataset and the parameters need.
 
 Medians of several repeats; ratios ghost / torch. The machine and date are printed and saved.
 
@@ -133,6 +137,40 @@ def part_ghost(sizes, dtype, repeats, steps):
     return out
 
 
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def part_memory(sizes, dtype, train_size):
+    """Peak RSS of one epoch of training, against the libraries' footprint and data + weights."""
+    import dataclasses
+    import tempfile
+
+    from ghostnet.data import load
+    from ghostnet.params import Params
+    from ghostnet.training import TrainConfig, train
+
+    libs = _status_kb("VmRSS")
+    data = load("fashion-mnist")
+    data_bytes = sum(a.nbytes for a in (data.x_train, data.y_train, data.x_test, data.y_test))
+    cfg = TrainConfig()
+    cfg = TrainConfig(dataclasses.replace(cfg.model, sizes=list(sizes), dtype=dtype, mode="equilibrium"),
+                      dataclasses.replace(cfg.train, epochs=1, batch_size=100, train_size=train_size,
+                                          probe_size=100)).validate()
+    weights = Params.init(cfg.model)
+    weight_bytes = sum(a.nbytes for k in ("W", "b", "B", "G", "c", "H") for a in getattr(weights, k))
+    with tempfile.TemporaryDirectory() as tmp:
+        train(cfg, tmp, data=data, progress=False)
+    peak = _status_kb("VmHWM")
+    return {"libs_mb": libs / 1024, "peak_mb": peak / 1024, "data_mb": data_bytes / 2**20,
+            "weights_mb": weight_bytes / 2**20,
+            "ratio_above_libs": (peak - libs) * 1024 / (data_bytes + weight_bytes)}
+
+
 def run_part(name, args, env_extra=None, keep_env=False):
     """Run ``part_<name>(*args)`` in a child process; returns its dict."""
     env = dict(os.environ)
@@ -185,7 +223,18 @@ def main(argv=None) -> dict:
                 line += (f" | 1 vs 2 threads: dynamics x{row['dynamics_step_1thread_s'] / row['dynamics_step_s']:.2f}"
                          f", equilibrium x{row['equilibrium_step_1thread_s'] / row['equilibrium_step_s']:.2f}")
             print(line, flush=True)
-    result = {"machine": machine(), "repeats": repeats, "steps_per_phase": args.steps, "rows": rows}
+    memory = []
+    if not args.quick:
+        for sizes in ARCHS:
+            m = {"sizes": "-".join(map(str, sizes)), "dtype": "float32", "train_size": 10000}
+            m.update(run_part("memory", (sizes, "float32", 10000)))
+            memory.append(m)
+            print(f"memory {m['sizes']} float32, one epoch of 10,000 samples: peak {m['peak_mb']:.0f} MB "
+                  f"= libraries {m['libs_mb']:.0f} MB + {m['peak_mb'] - m['libs_mb']:.0f} MB for data "
+                  f"{m['data_mb']:.0f} MB and weights {m['weights_mb']:.1f} MB "
+                  f"(x{m['ratio_above_libs']:.2f} of data + weights)", flush=True)
+    result = {"machine": machine(), "repeats": repeats, "steps_per_phase": args.steps, "rows": rows,
+              "memory": memory}
     if args.out:
         from ghostnet.io import atomic_write_text
 

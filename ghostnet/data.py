@@ -116,7 +116,9 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(raw) != expected:
         raise DataError(f"{path}: IDX header says shape {shape} ({expected} bytes) but the file "
                         f"holds {len(raw)} bytes: truncated or corrupt")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    # no copy for bytes (uint8): a read-only view of the decompressed file
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(
+        dtype.newbyteorder("="), copy=False)
 
 
 def write_idx(path: str | Path, array: np.ndarray) -> Path:
@@ -214,7 +216,8 @@ def _check(name: str, arrays: dict, where: str) -> Dataset:
                             f"found {y.min()}..{y.max()}")
         x = x.reshape(len(x), -1)
         if np.issubdtype(x.dtype, np.integer):
-            x = x.astype(np.float32) / 255.0
+            x = x.astype(np.float32)
+            np.divide(x, np.float32(255.0), out=x)  # in place: no second copy of the images
         else:
             x = x.astype(np.float32)
             if x.size and (x.min() < 0 or x.max() > 1):
