@@ -14,7 +14,9 @@ For 784-500-10 and 784-500-500-10 at batch 100, float32 and float64:
 - memory: peak resident memory (VmHWM) of one training epoch (`ghostnet.training.train`, ghost
   learner, equilibrium mode, Fashion-MNIST loaded whole, 10,000 samples trained) in a fresh process,
   beside what the libraries take once imported (numpy, numba, torch: before any data) and what the
-  dataset and the parameters need.
+  dataset and the parameters need;
+- Brian2: the same simulation (784-100-10, batch 16, 50 + 50 forward-Euler steps, float64) in
+  Brian2's numpy and cython targets against the Numba engine, as ratios (``bench_brian.bench``).
 
 Medians of several repeats; ratios ghost / torch. The machine and date are printed and saved.
 
@@ -171,6 +173,14 @@ def part_memory(sizes, dtype, train_size):
             "ratio_above_libs": (peak - libs) * 1024 / (data_bytes + weight_bytes)}
 
 
+def part_brian(sizes, batch, steps, repeats):
+    import bench_brian
+    from ghostnet.brian import cython_available
+
+    targets = ["numpy"] + (["cython"] if cython_available() else [])
+    return bench_brian.bench(sizes, batch, steps, 0.1, repeats, targets)
+
+
 def run_part(name, args, env_extra=None, keep_env=False):
     """Run ``part_<name>(*args)`` in a child process; returns its dict."""
     env = dict(os.environ)
@@ -233,8 +243,15 @@ def main(argv=None) -> dict:
                   f"= libraries {m['libs_mb']:.0f} MB + {m['peak_mb'] - m['libs_mb']:.0f} MB for data "
                   f"{m['data_mb']:.0f} MB and weights {m['weights_mb']:.1f} MB "
                   f"(x{m['ratio_above_libs']:.2f} of data + weights)", flush=True)
+    brian = None
+    if not args.quick:
+        brian = run_part("brian", ([784, 100, 10], 16, args.steps, repeats))
+        line = f"Brian2, 784-100-10, batch 16, {args.steps}+{args.steps} Euler steps, float64: Numba {1e3 * brian['numba_s']:.1f} ms"
+        for t, r in brian["brian"].items():
+            line += f" | {t} {1e3 * r['run_s']:.0f} ms (x{r['ratio_to_numba']:.0f})"
+        print(line, flush=True)
     result = {"machine": machine(), "repeats": repeats, "steps_per_phase": args.steps, "rows": rows,
-              "memory": memory}
+              "memory": memory, "brian": brian}
     if args.out:
         from ghostnet.io import atomic_write_text
 

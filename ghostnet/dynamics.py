@@ -5,12 +5,10 @@ What is integrated (the vector field) lives in :mod:`ghostnet._kernels`; this mo
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 from numba import typed
-from threadpoolctl import ThreadpoolController
 
 from ghostnet import _kernels as K
 from ghostnet.config import ModelConfig
@@ -25,17 +23,6 @@ BLOWUP = 1e6
 
 MECH_CODES = {"copy": K.MECH_COPY, "learned": K.MECH_LEARNED, "replicate": K.MECH_REPLICATE}
 METHOD_CODES = {"euler": K.METHOD_EULER, "expeuler": K.METHOD_EXPEULER}
-
-
-_CONTROLLER: ThreadpoolController | None = None
-
-
-def _blas_controller() -> ThreadpoolController:
-    """One controller of the loaded BLAS libraries (scanning them costs ~1 ms: done once)."""
-    global _CONTROLLER
-    if _CONTROLLER is None:
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER
 
 
 class BlowUpError(FloatingPointError):
@@ -245,15 +232,13 @@ class Integrator:
         done = 0
         maxd = np.inf
         converged = False
-        # With the element-wise pass threaded, BLAS's own threads only contend with Numba's for the
-        # two cores (measured, 784-500-500-10 float32: 100 ms per 50-step phase with BLAS on one
-        # thread, 160-190 ms with both pools on two).
-        limit = _blas_controller().limit(limits=1, user_api="blas") if ws.parallel else nullcontext()
-        with limit:
-            done, maxd, converged = self._loop(args, cfg, ws, params, state, drive, x, beta, nudge,
-                                               clamp, hold_ghosts, total, chunk, use_tol,
-                                               record, traj if record is not None else None,
-                                               y, on_step)
+        # BLAS and Numba's element-wise pass take turns on the cores; with both thread pools
+        # waiting passively (OMP_WAIT_POLICY, OPENBLAS_THREAD_TIMEOUT: see ghostnet/__init__.py)
+        # BLAS on all threads is fastest (784-500-500-10, 50 steps, float32: 57 ms, against 73 ms
+        # with BLAS held to one thread; with OpenBLAS's default spinning, 69 ms).
+        done, maxd, converged = self._loop(args, cfg, ws, params, state, drive, x, beta, nudge,
+                                           clamp, hold_ghosts, total, chunk, use_tol,
+                                           record, traj if record is not None else None, y, on_step)
         if not use_tol:
             converged = bool(maxd < cfg.tol)
         trajectory = None
@@ -332,8 +317,11 @@ def currents(
     g = [phi(v, name) for v in state.v]
     if config.mechanism == "learned":
         t = [r[i + 1] @ params.B[i].T - g[i] @ params.H[i].T for i in range(L - 1)]
-    else:
-        t = [(r[i + 1] - g[i]) @ params.B[i].T for i in range(L - 1)]
+    else:  # H = B: one product, skipped where the ghosts cancel exactly (copy, free phase)
+        t = []
+        for i in range(L - 1):
+            d = r[i + 1] - g[i]
+            t.append(d @ params.B[i].T if d.any() else np.zeros_like(state.u[i]))
     if y is None:
         t_out = np.zeros_like(state.u[-1])
     elif config.output == "clamp":
@@ -346,5 +334,7 @@ def currents(
     else:
         t_out = beta * (y - r[-1])
     t.append(t_out)
-    e = [r[i] - phi(state.u[i] - t[i], name) for i in range(L)]
+    # no top-down input, no error (exactly: phi(u - 0) = phi(u)); skips the free phase's work
+    e = [r[i] - phi(state.u[i] - t[i], name) if t[i].any() else np.zeros_like(r[i])
+         for i in range(L)]
     return Currents(r, t, e, g, params, drive, x)

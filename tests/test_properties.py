@@ -141,9 +141,11 @@ def test_random_feedback_matches_feedback_alignment():
         assert max(row["angle_backprop_deg"] for row in out["layers"][:-1]) > 5.0
 
 
-def test_float32_keeps_the_angle_at_beta_001():
+@pytest.mark.parametrize("mode", ["dynamics", "equilibrium"])
+def test_float32_keeps_the_angle_at_beta_001(mode):
+    """Issue 7: the speed work keeps float32 updates within 0.5 degrees of backprop at beta = 0.01."""
     cfg = ModelConfig(sizes=DEPTHS[3], beta=0.01, dtype="float32", settle="tol", tol=1e-6,
-                      max_steps=5000)
+                      max_steps=5000, mode=mode)
     out = gradcheck(cfg, batch=16)
     assert max(row["angle_deg"] for row in out["layers"]) < 0.5
 
