@@ -11,6 +11,10 @@ For 784-500-10 and 784-500-500-10 at batch 100, float32 and float64:
 - settling: with the tolerance rule (max|du/dt| < tol), the mean steps per phase and the angle
   to backprop of the resulting update, beside the fixed 50 steps;
 - threads: dynamics and equilibrium steps with 1 thread (Numba and BLAS) against 2;
+- epoch: the training loop of one epoch on a fixed 10,000-sample slice of Fashion-MNIST (batch
+  100, float32; `ghostnet.training`, evaluation excluded) for the backprop learner (torch) and the
+  ghost learner in equilibrium mode, in dynamics mode with 50 steps per phase and with the
+  tolerance rule (max|du/dt| < 1e-3), each in a fresh process, median of 3;
 - memory: peak resident memory (VmHWM) of one training epoch (`ghostnet.training.train`, ghost
   learner, equilibrium mode, Fashion-MNIST loaded whole, 10,000 samples trained) in a fresh process,
   beside what the libraries take once imported (numpy, numba, torch: before any data) and what the
@@ -147,6 +151,31 @@ def _status_kb(field: str) -> int:
     return 0
 
 
+def part_epoch(sizes, learner, mode, settle, repeats):
+    """Seconds of one epoch's training loop (10,000 samples, batch 100, float32)."""
+    import csv
+    import dataclasses
+    import tempfile
+
+    from ghostnet.data import load
+    from ghostnet.training import TrainConfig, train
+
+    data = load("fashion-mnist")
+    base = TrainConfig()
+    model = dataclasses.replace(base.model, sizes=list(sizes), dtype="float32", mode=mode,
+                                settle=settle, steps=50, tol=1e-3, beta=0.01)
+    settings = dataclasses.replace(base.train, learner=learner, epochs=1, batch_size=100,
+                                   train_size=10000, probe_size=0)
+    times = []
+    for k in range(repeats + 1):  # the first one compiles
+        cfg = TrainConfig(model, dataclasses.replace(settings, train_size=200 if k == 0 else 10000))
+        with tempfile.TemporaryDirectory() as tmp:
+            train(cfg.validate(), tmp, data=data, progress=False)
+            if k:
+                times.append(float(next(csv.DictReader(open(f"{tmp}/metrics.csv")))["seconds"]))
+    return {"epoch_s": statistics.median(times)}
+
+
 def part_memory(sizes, dtype, train_size):
     """Peak RSS of one epoch of training, against the libraries' footprint and data + weights."""
     import dataclasses
@@ -233,6 +262,23 @@ def main(argv=None) -> dict:
                 line += (f" | 1 vs 2 threads: dynamics x{row['dynamics_step_1thread_s'] / row['dynamics_step_s']:.2f}"
                          f", equilibrium x{row['equilibrium_step_1thread_s'] / row['equilibrium_step_s']:.2f}")
             print(line, flush=True)
+    epochs = []
+    if not args.quick:
+        for sizes in ARCHS:
+            e = {"sizes": "-".join(map(str, sizes)), "dtype": "float32", "train_size": 10000}
+            for name, learner, mode, settle in (("backprop", "backprop", "equilibrium", "fixed"),
+                                                ("equilibrium", "ghost", "equilibrium", "fixed"),
+                                                ("dynamics_50", "ghost", "dynamics", "fixed"),
+                                                ("dynamics_tol", "ghost", "dynamics", "tol")):
+                e[f"{name}_s"] = run_part("epoch", (sizes, learner, mode, settle, 3))["epoch_s"]
+            for name in ("equilibrium", "dynamics_50", "dynamics_tol"):
+                e[f"{name}_over_backprop"] = e[f"{name}_s"] / e["backprop_s"]
+            epochs.append(e)
+            print(f"epoch {e['sizes']} float32, 10,000 samples: backprop {e['backprop_s']:.2f} s | "
+                  f"equilibrium {e['equilibrium_s']:.2f} s (x{e['equilibrium_over_backprop']:.2f}) | "
+                  f"dynamics 50 steps {e['dynamics_50_s']:.1f} s (x{e['dynamics_50_over_backprop']:.1f}) | "
+                  f"dynamics tol 1e-3 {e['dynamics_tol_s']:.1f} s (x{e['dynamics_tol_over_backprop']:.1f})",
+                  flush=True)
     memory = []
     if not args.quick:
         for sizes in ARCHS:
@@ -251,7 +297,7 @@ def main(argv=None) -> dict:
             line += f" | {t} {1e3 * r['run_s']:.0f} ms (x{r['ratio_to_numba']:.0f})"
         print(line, flush=True)
     result = {"machine": machine(), "repeats": repeats, "steps_per_phase": args.steps, "rows": rows,
-              "memory": memory, "brian": brian}
+              "epochs": epochs, "memory": memory, "brian": brian}
     if args.out:
         from ghostnet.io import atomic_write_text
 
