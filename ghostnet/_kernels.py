@@ -142,8 +142,10 @@ def advance(old, inp, tau, dt, decay, euler):
 
 
 def _update(phi, drive, bs, cs, us, vs, rs, gs, As, Ts, Ds, GAs, y, beta, nudge, clamp, hold,
-           mech, method, dt, tau, tau_g, decay, decay_g, blowup, row_max, row_bad):
-    """One step for every row: u and v from the pre-step currents, then the new rates.
+           mech, method, dt, tau, tau_g, decay, decay_g, blowup, row_max, row_bad, with_rates):
+    """One step for every row: u and v from the pre-step currents, then (``with_rates``) the new
+    rates; without them the caller computes the rates (:class:`ghostnet.dynamics.Integrator` does
+    so with numpy's SIMD functions for large networks, several times faster than scalar ``exp``).
     (List items are fetched outside the element loops: a typed-list lookup per element costs more
     than the arithmetic.)"""
     L = len(us)
@@ -201,7 +203,8 @@ def _update(phi, drive, bs, cs, us, vs, rs, gs, As, Ts, Ds, GAs, y, beta, nudge,
                     bad |= not (abs(x) < blowup)
                     u[j] = x
         # rates of the new state, for the next step's products
-        row_rates(phi, mech, us, vs, rs, gs, Ds, a)
+        if with_rates:
+            row_rates(phi, mech, us, vs, rs, gs, Ds, a)
         row_max[a] = maxd
         row_bad[a] = bad
 
@@ -233,10 +236,12 @@ def integrate(phi, drive, Ws, bs, Bs, Gs, cs, Hs, us, vs, rs, gs, As, Ts, Ds, GA
         products(Ws, Bs, Gs, Hs, rs, gs, As, Ts, Ds, GAs, mech)
         if parallel:
             update_par(phi, drive, bs, cs, us, vs, rs, gs, As, Ts, Ds, GAs, y, beta, nudge, clamp,
-                       hold, mech, method, dt, tau, tau_g, decay, decay_g, blowup, row_max, row_bad)
+                       hold, mech, method, dt, tau, tau_g, decay, decay_g, blowup, row_max, row_bad,
+                       True)
         else:
             update_ser(phi, drive, bs, cs, us, vs, rs, gs, As, Ts, Ds, GAs, y, beta, nudge, clamp,
-                       hold, mech, method, dt, tau, tau_g, decay, decay_g, blowup, row_max, row_bad)
+                       hold, mech, method, dt, tau, tau_g, decay, decay_g, blowup, row_max, row_bad,
+                       True)
         maxd = row_max.max()
         if row_bad.any():
             return step + 1, maxd, STATUS_BLOWUP

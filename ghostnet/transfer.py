@@ -29,6 +29,28 @@ def phi(x: np.ndarray, name: str) -> np.ndarray:
     raise ValueError(f"unknown transfer function {name!r}")
 
 
+def phi_into(x: np.ndarray, out: np.ndarray, name: str) -> np.ndarray:
+    """``out[...] = phi(x)`` without allocating (float arrays of the same shape and dtype; for the
+    integrator's rates). Logistic as in :func:`_logistic`."""
+    if name == "logistic":
+        half = out.dtype.type(0.5)
+        np.multiply(x, half, out=out)
+        np.tanh(out, out=out)
+        out *= half
+        out += half
+    elif name == "tanh":
+        np.tanh(x, out=out)
+    elif name == "relu":
+        np.maximum(x, out.dtype.type(0), out=out)
+    elif name == "softplus":
+        from ghostnet._kernels import TRANSFER_CODES, phi_array
+
+        phi_array(TRANSFER_CODES[name], np.ascontiguousarray(x), out)
+    else:
+        raise ValueError(f"unknown transfer function {name!r}")
+    return out
+
+
 def dphi(x: np.ndarray, name: str) -> np.ndarray:
     """phi'(x) (for ReLU, the derivative at 0 is taken as 0, as torch does)."""
     if name == "logistic":

@@ -133,3 +133,30 @@ def test_bad_input_shapes_are_refused(rng):
         net.free_phase(np.zeros((2, 5)))
     with pytest.raises(ValueError, match=r"y must have shape \(2, 3\)"):
         net.phases(np.zeros((2, 6)), np.zeros((2, 4)))
+
+
+@pytest.mark.parametrize("mechanism", ["copy", "learned", "replicate"])
+@pytest.mark.parametrize("transfer", ["logistic", "tanh", "softplus", "relu"])
+def test_numpy_rates_path_matches_the_fused_kernel(mechanism, transfer, rng):
+    """Large networks compute the rates with numpy between kernel calls, small ones inside the
+    fused kernel: the same phases to rounding (float64), both phases, blow-up check included."""
+    cfg = ModelConfig(sizes=[30, 40, 35, 10], transfer=transfer, mechanism=mechanism, beta=0.1,
+                      settle="fixed", steps=40, seed=3)
+    net = GhostNetwork(cfg)
+    x, y = random_batch(cfg, 16, rng)
+    out = {}
+    for numpy_rates in (False, True):
+        net.integrator.workspace(16).numpy_rates = numpy_rates
+        out[numpy_rates] = _both_phases(net, x, y, 40)
+    assert _maxdiff(out[True][0], out[False][0]) < 1e-12
+    assert _maxdiff(out[True][1], out[False][1]) < 1e-12
+    assert _maxdiff(out[True][1], out[True][0]) > 1e-4  # the nudge did something
+    if mechanism != "copy":  # random learned ghosts, or replicate's loop, need not settle
+        return
+    # and the tolerance rule stops at the same step on either path
+    tol_net = GhostNetwork(cfg.replace(settle="tol", tol=1e-5, max_steps=3000))
+    steps = {}
+    for numpy_rates in (False, True):
+        tol_net.integrator.workspace(16).numpy_rates = numpy_rates
+        steps[numpy_rates] = tol_net.free_phase(x)[1].steps
+    assert steps[True] == steps[False] < 3000
