@@ -94,10 +94,11 @@ def _run_compare(args) -> int:
     m = base.model
     print(f"{base.train.dataset}, {'-'.join(map(str, m.sizes))}, {args.train_size} training "
           f"samples, {args.epochs} epochs, same initial weights and data order")
-    print(f"{'learner':<34} {'test accuracy':>13}")
-    print(f"{'ghost (' + m.mechanism + ', ' + m.feedback + ', ' + m.mode + ')':<34} "
-          f"{results['ghost']['test_acc']:>13.4f}")
-    print(f"{'backprop':<34} {results['backprop']['test_acc']:>13.4f}")
+    ghost = f"ghost ({m.mechanism}, {m.feedback}, {m.mode})"
+    width = max(len(ghost), len("backprop"))
+    print(f"{'learner':<{width}} {'test accuracy':>13}")
+    print(f"{ghost:<{width}} {results['ghost']['test_acc']:>13.4f}")
+    print(f"{'backprop':<{width}} {results['backprop']['test_acc']:>13.4f}")
     return 0
 
 
