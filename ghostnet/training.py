@@ -277,7 +277,7 @@ class Trainer:
         val_acc = evaluate(learner, d.x_val, d.y_val, d.n_classes)[0] if d.x_val is not None else ""
         angles = ""
         mean = ""
-        if self.cfg.train.learner == "ghost":
+        if self.cfg.train.learner == "ghost" and self.cfg.train.probe_size > 0:
             x = d.x_train[probe].astype(m.dtype)
             y = one_hot(d.y_train[probe], d.n_classes, m.dtype)
             probe_net = GhostNetwork(m, learner.params.copy())  # no side effect on the run

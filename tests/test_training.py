@@ -132,3 +132,12 @@ def test_shipped_configs_are_valid():
     for p in configs:
         cfg = TrainConfig.load(p)
         assert cfg.model.sizes[0] == 784 and cfg.model.sizes[-1] == 10
+
+
+def test_probe_size_zero_skips_the_angle(tmp_path):
+    cfg = _cfg()
+    cfg = TrainConfig(cfg.model, TrainSettings(learner="ghost", epochs=1, batch_size=20, lr=1.0,
+                                               probe_size=0)).validate()
+    train(cfg, tmp_path, data=_blobs(), progress=False)
+    row = next(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert row["mean_angle_deg"] == "" and row["angles_deg"] == "" and float(row["test_acc"]) > 0
