@@ -6,6 +6,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def atomic_write(path: str | Path, write: Callable[[object], None], mode: str = "wb") -> Path:
     """Call ``write(fileobj)`` on a temporary file beside ``path`` and rename it into place."""
@@ -13,6 +16,7 @@ def atomic_write(path: str | Path, write: Callable[[object], None], mode: str = 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file a normal file's mode
         with os.fdopen(fd, mode) as fh:
             write(fh)
             fh.flush()

@@ -132,3 +132,16 @@ def test_initialisation_is_documented_glorot_and_copies():
     rnd = Params.init(cfg.replace(feedback="random"))
     assert not np.allclose(rnd.B[0], rnd.W[1].T)
     assert np.array_equal(Params.init(cfg).W[0], p.W[0])  # the seed decides everything
+
+
+def test_atomic_writes_leave_no_temporary_and_a_normal_mode(tmp_path):
+    import os
+
+    from ghostnet.io import atomic_write_text
+
+    path = atomic_write_text(tmp_path / "sub" / "a.txt", "hello")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.read_text() == "hello"
+    assert (path.stat().st_mode & 0o777) == 0o666 & ~umask  # not mkstemp's 0600
+    assert [p.name for p in path.parent.iterdir()] == ["a.txt"]
