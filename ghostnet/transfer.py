@@ -13,11 +13,7 @@ def phi(x: np.ndarray, name: str) -> np.ndarray:
     """Rate of potential ``x`` (any shape)."""
     if name == "softplus" and (x.ndim == 2 and x.size >= _PARALLEL_MIN and x.flags.c_contiguous
                                and x.dtype in (np.float32, np.float64)):
-        from ghostnet._kernels import TRANSFER_CODES, phi_array
-
-        out = np.empty_like(x)
-        phi_array(TRANSFER_CODES[name], x, out)
-        return out
+        return phi_into(x, np.empty_like(x), name)  # the threaded Numba kernel
     if name == "logistic":
         return _logistic(x)
     if name == "tanh":
@@ -31,7 +27,7 @@ def phi(x: np.ndarray, name: str) -> np.ndarray:
 
 def phi_into(x: np.ndarray, out: np.ndarray, name: str) -> np.ndarray:
     """``out[...] = phi(x)`` without allocating (float arrays of the same shape and dtype; for the
-    integrator's rates). Logistic as in :func:`_logistic`."""
+    integrator's rates). Logistic as (1 + tanh(x / 2)) / 2, see :func:`_logistic`."""
     if name == "logistic":
         half = out.dtype.type(0.5)
         np.multiply(x, half, out=out)
@@ -87,9 +83,4 @@ def _logistic(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype.kind != "f":
         x = x.astype(np.float64)
-    half = x.dtype.type(0.5)
-    out = np.multiply(x, half)
-    np.tanh(out, out=out)
-    out *= half
-    out += half
-    return out
+    return phi_into(x, np.empty_like(x), "logistic")
