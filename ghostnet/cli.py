@@ -45,6 +45,9 @@ def _add_gradcheck(sub) -> None:
     p.add_argument("--max-steps", type=int, default=20000)
     p.add_argument("--pretrain", type=int, default=0,
                    help="mechanism 'learned': samples of ghost pre-training without targets")
+    p.add_argument("--pretrain-noise", type=float, default=0.0, metavar="SIGMA",
+                   help="exploration noise (std of a Gaussian current into every pyramidal "
+                        "neuron) for the first half of --pretrain; 0 (default): none")
     p.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
                    help="learn from e - e(free) (MODEL.md §4; default on)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -63,6 +66,11 @@ def _run_gradcheck(args) -> int:
     )
     net = None
     pretrain_info = None
+    if not (args.pretrain_noise >= 0 and math.isfinite(args.pretrain_noise)):
+        raise ConfigError("pretrain-noise", f"must be a finite standard deviation >= 0, got "
+                                            f"{args.pretrain_noise}")
+    if args.pretrain_noise and not args.pretrain:
+        raise ConfigError("pretrain-noise", "needs --pretrain N (samples of ghost pre-training)")
     if args.pretrain:
         if cfg.mechanism != "learned":
             raise ConfigError("pretrain", "ghost pre-training applies to mechanism 'learned' only")
@@ -73,7 +81,8 @@ def _run_gradcheck(args) -> int:
         except ImportError:  # pragma: no cover - until the learned mechanism lands
             raise ConfigError("pretrain", "ghost pre-training is not available in this version")
         net = GhostNetwork(cfg)
-        pretrain_info = pretrain_random(net, args.pretrain, progress=not args.json)
+        pretrain_info = pretrain_random(net, args.pretrain, progress=not args.json,
+                                        noise=args.pretrain_noise)
     out = gradcheck(cfg, batch=args.batch, net=net)
     if pretrain_info is not None:
         out["pretrain"] = pretrain_info

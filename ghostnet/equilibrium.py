@@ -47,14 +47,18 @@ def settle(
     beta: float = 0.0,
     hold_ghosts: bool = False,
     drive: np.ndarray | None = None,
+    noise: list[np.ndarray] | None = None,
 ) -> PhaseResult:
     """Put ``state`` at the fixed point of a free (``y=None``) or nudged phase, in place.
-    ``drive`` is ``W_1 x + b_1`` if already computed (once per presentation)."""
+    ``drive`` is ``W_1 x + b_1`` if already computed (once per presentation). ``noise``, one
+    array per layer (batch x n_l, or broadcastable), is a constant current added to every
+    pyramidal neuron's input (the exploration noise of ghost pre-training,
+    :func:`ghostnet.mechanisms.pretrain`); the ghosts receive none."""
     name = config.transfer
     L = len(params.W)
     dtype = np.dtype(config.dtype)
     x = np.asarray(x, dtype=dtype)
-    if y is None and config.mechanism in ("copy", "replicate") and not hold_ghosts:
+    if y is None and config.mechanism in ("copy", "replicate") and not hold_ghosts and noise is None:
         a = forward(config, params, x, drive)
         for i in range(L):
             state.u[i][...] = a[i]
@@ -79,9 +83,10 @@ def settle(
         change = 0.0
         for i in range(L - 1, -1, -1):
             a_i = drive0 if i == 0 else r[i - 1] @ params.W[i].T + params.b[i]
+            a_n = a_i if noise is None else a_i + noise[i]  # the ghosts see a_i (copy)
             if i == L - 1:
                 if not clamp:
-                    new = a_i if y is None else _solve_output(a_i, u[i], y_arr, beta, name)
+                    new = a_n if y is None else _solve_output(a_n, u[i], y_arr, beta, name)
                     change = max(change, float(np.max(np.abs(new - u[i]))))
                     u[i][...] = new
                     r[i] = phi(u[i], name)
@@ -95,9 +100,9 @@ def settle(
                 else:
                     v[i][...] = r[i] @ params.G[i].T + params.c[i]
             if copy or config.mechanism == "replicate":  # H = B: one product
-                new = a_i + (r[i + 1] - phi(v[i], name)) @ params.B[i].T
+                new = a_n + (r[i + 1] - phi(v[i], name)) @ params.B[i].T
             else:
-                new = a_i + r[i + 1] @ params.B[i].T - phi(v[i], name) @ params.H[i].T
+                new = a_n + r[i + 1] @ params.B[i].T - phi(v[i], name) @ params.H[i].T
             change = max(change, float(np.max(np.abs(new - u[i]))))
             u[i][...] = new
             r[i] = phi(u[i], name)

@@ -22,6 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ghostnet.dynamics import State, currents
+from ghostnet.equilibrium import settle
 
 
 def ghost_plasticity(net, state: State, x: np.ndarray, y: np.ndarray | None = None,
@@ -55,14 +56,29 @@ def cancel_residual(net, state: State) -> list[float]:
 
 def pretrain(net, inputs: np.ndarray, batch: int = 32, tol: float = 0.05,
              budget: int | None = None, rng: np.random.Generator | None = None,
-             progress: bool = True, window: int = 5) -> dict:
+             progress: bool = True, window: int = 5, noise: float = 0.0,
+             noise_samples: int | None = None) -> dict:
     """Pre-train the ghosts of a 'learned' network on ``inputs`` (N x n_0) without targets.
 
     Shuffled batches of free phases, each followed by :func:`ghost_plasticity`, until every hidden
     layer's residual (mean over the last ``window`` batches) is below ``tol`` or ``budget`` samples
     (default: 20 passes over the inputs) have been used. A tqdm bar shows the residual per layer.
-    Returns ``{"samples", "reached", "tol", "history": {"samples": [...], "residual": [[per layer],
-    ...]}}``.
+
+    Exploration noise (``noise`` > 0, an extension of MODEL.md §5; default off): for the first
+    ``noise_samples`` samples (default: half the budget) every pyramidal neuron receives an
+    independent Gaussian current of standard deviation ``noise`` (drawn per sample, constant
+    within the phase; the ghosts receive none), then pre-training goes on without noise and the
+    tolerance is checked. Why: deep in a network of saturating units the rates barely vary from
+    input to input (a random 20-30-25-15-5 logistic net: std 0.06, 0.01, 0.003, 0.001 per
+    layer), so the ghosts learn to cancel the feedback on the data with G, H far from W, B
+    (58-84 deg) and the error's Jacobian is not cancelled. Noise makes every direction of every
+    layer's rates vary, and G_l -> W_{l+1}, H_l -> B_l (the same idea as the "weight mirrors" of
+    Akrout et al. 2019). The noisy free phases are computed as fixed points
+    (:func:`ghostnet.equilibrium.settle`) whatever the network's mode: ghost learning reads only
+    the settled state (§7, step 4).
+
+    Returns ``{"samples", "reached", "tol", "noise", "noise_samples", "history": {"samples": [...],
+    "residual": [[per layer], ...]}}`` (residuals of noisy phases include the noise).
     """
     if net.config.mechanism != "learned":
         raise ValueError("ghost pre-training applies to mechanism 'learned' only "
@@ -71,10 +87,18 @@ def pretrain(net, inputs: np.ndarray, batch: int = 32, tol: float = 0.05,
     if inputs.ndim != 2 or inputs.shape[1] != net.config.sizes[0] or len(inputs) == 0:
         raise ValueError(f"pre-training inputs must have shape (N, {net.config.sizes[0]}), "
                          f"got {inputs.shape}")
+    if not (np.isfinite(noise) and noise >= 0):
+        raise ValueError(f"pre-training noise must be a finite standard deviation >= 0, got {noise}")
     rng = np.random.default_rng(net.config.seed) if rng is None else rng
     budget = 20 * len(inputs) if budget is None else int(budget)
+    if noise_samples is None:
+        noise_samples = budget // 2 if noise > 0 else 0
+    elif noise_samples < 0:
+        raise ValueError(f"noise_samples must be >= 0, got {noise_samples}")
+    noise_samples = min(int(noise_samples), budget) if noise > 0 else 0
     hist_n, hist_r = [], []
     seen = 0
+    clean = 0  # batches without noise: the tolerance is checked on these only
     reached = False
     bar = tqdm(total=budget, desc="ghost pre-training", unit="sample", disable=not progress,
                leave=False, mininterval=0.5)
@@ -86,8 +110,15 @@ def pretrain(net, inputs: np.ndarray, batch: int = 32, tol: float = 0.05,
                 if len(idx) == 0:
                     break
                 x = inputs[idx]
+                noisy = seen < noise_samples
                 try:
-                    state, _ = net.free_phase(x)
+                    if noisy:
+                        state = State.zeros(net.config, len(idx))
+                        settle(net.config, net.params, state, x, noise=[
+                            (noise * rng.standard_normal((len(idx), n))).astype(net.config.dtype)
+                            for n in net.config.sizes[1:]])
+                    else:
+                        state, _ = net.free_phase(x)
                 except FloatingPointError as exc:
                     raise FloatingPointError(
                         f"ghost pre-training diverged after {seen} samples (eta_g = "
@@ -100,22 +131,27 @@ def pretrain(net, inputs: np.ndarray, batch: int = 32, tol: float = 0.05,
                 hist_r.append(res)
                 bar.update(len(idx))
                 recent = np.mean(hist_r[-window:], axis=0)
-                bar.set_postfix(residual=" ".join(f"{r:.3f}" for r in recent), refresh=False)
-                if len(hist_r) >= window and np.all(recent < tol):
+                bar.set_postfix(residual=" ".join(f"{r:.3f}" for r in recent),
+                                noise=noisy, refresh=False)
+                clean += not noisy
+                if clean >= window and np.all(recent < tol):
                     reached = True
                     break
                 if seen >= budget:
                     break
     finally:
         bar.close()
-    return {"samples": seen, "reached": reached, "tol": tol,
-            "history": {"samples": hist_n, "residual": hist_r}}
+    return {"samples": seen, "reached": reached, "tol": tol, "noise": noise,
+            "noise_samples": noise_samples, "history": {"samples": hist_n, "residual": hist_r}}
 
 
 def pretrain_random(net, n_samples: int, progress: bool = True, batch: int = 32,
-                    tol: float = 0.05, pool: int = 512) -> dict:
+                    tol: float = 0.05, pool: int = 512, noise: float = 0.0,
+                    noise_samples: int | None = None) -> dict:
     """:func:`pretrain` on a fixed pool of inputs uniform in [0, 1), drawn from a Generator
-    seeded by ``config.seed``, for at most ``n_samples`` samples."""
+    seeded by ``config.seed``, for at most ``n_samples`` samples (``noise``, ``noise_samples``:
+    exploration noise, as in :func:`pretrain`)."""
     rng = np.random.default_rng(net.config.seed + 7919)
     inputs = rng.uniform(0.0, 1.0, size=(pool, net.config.sizes[0]))
-    return pretrain(net, inputs, batch=batch, tol=tol, budget=n_samples, rng=rng, progress=progress)
+    return pretrain(net, inputs, batch=batch, tol=tol, budget=n_samples, rng=rng, progress=progress,
+                    noise=noise, noise_samples=noise_samples)

@@ -64,6 +64,8 @@ class TrainSettings:
     """Ghost learner: per-layer angle to backprop on this many fixed training samples each epoch."""
     pretrain: int = 0
     """Mechanism 'learned': samples of ghost pre-training on the training inputs before epoch 1."""
+    pretrain_noise: float = 0.0
+    """Exploration noise of that pre-training, first half (``ghostnet.mechanisms.pretrain``)."""
 
     def validate(self, model: ModelConfig) -> None:
         if self.learner not in LEARNERS:
@@ -79,6 +81,9 @@ class TrainSettings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ConfigError(name, f"must be an integer >= 0, got {v!r}")
+        v = self.pretrain_noise
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v < float("inf")):
+            raise ConfigError("pretrain_noise", f"must be a finite standard deviation >= 0, got {v!r}")
         lrs = self.lr if isinstance(self.lr, list) else [self.lr]
         if isinstance(self.lr, list) and len(lrs) != model.n_layers:
             raise ConfigError("lr", f"needs one rate per layer ({model.n_layers}), got {len(lrs)}")
@@ -228,7 +233,7 @@ class Trainer:
             from ghostnet.mechanisms import pretrain
 
             pretrain(learner.net, d.x_train, budget=t.pretrain, progress=self.progress,
-                     rng=np.random.default_rng([t.seed, 0]))
+                     rng=np.random.default_rng([t.seed, 0]), noise=float(t.pretrain_noise))
         dtype = cfg.model.dtype
         probe = slice(0, min(t.probe_size, len(d.x_train)))
         n_batches = -(-len(d.x_train) // t.batch_size)

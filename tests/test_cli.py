@@ -37,11 +37,24 @@ def test_gradcheck_table_and_random_feedback(capsys):
     (["--beta", "-1"], "beta"),
     (["--batch", "0"], "batch"),
     (["--method", "euler", "--dt", "3"], "dt"),
+    (["--mechanism", "learned", "--pretrain", "100", "--pretrain-noise", "-1"], "pretrain-noise"),
+    (["--mechanism", "learned", "--pretrain-noise", "0.5"], "pretrain-noise"),
 ])
 def test_gradcheck_bad_settings_give_a_clear_error(argv, field, capsys):
     assert main(["gradcheck", *argv]) == 2
     err = capsys.readouterr().err
     assert f"'{field}'" in err and "Traceback" not in err
+
+
+def test_gradcheck_learned_with_noisy_pretraining(capsys):
+    rc = main(["gradcheck", "--mechanism", "learned", "--mode", "equilibrium", "--beta", "0.01",
+               "--pretrain", "20000", "--pretrain-noise", "1.0", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    pre = out["pretrain"]
+    assert pre["noise"] == 1.0 and pre["noise_samples"] == 10000 and pre["samples"] > 10000
+    # the residual after pre-training, reported per hidden layer, is that of a cancelling network
+    assert all(row["cancel_residual"] < 0.1 for row in out["layers"][:-1])
 
 
 def test_console_script_is_installed():

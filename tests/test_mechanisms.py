@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from ghostnet import GhostNetwork, ModelConfig, State, angle_deg, gradcheck, random_batch
+from ghostnet.dynamics import currents
+from ghostnet.equilibrium import settle
 from ghostnet.mechanisms import cancel_residual, ghost_plasticity, pretrain, pretrain_random
 from ghostnet.reference import ivp_phase
 
@@ -22,9 +24,22 @@ def pretrained():
     return net, info
 
 
-def test_pretraining_cancels_every_layer(pretrained):
-    net, info = pretrained
+@pytest.fixture(scope="module")
+def pretrained_noise():
+    """The same, with exploration noise (std 1) for the first 150k samples, then without."""
+    cfg = ModelConfig(sizes=SIZES, mechanism="learned", feedback="symmetric", mode="equilibrium",
+                      eta_g=0.2, eta_h=0.2, beta=0.01, seed=0)
+    net = GhostNetwork(cfg)
+    info = pretrain_random(net, 200_000, progress=False, tol=0.05, pool=512, noise=1.0,
+                           noise_samples=150_000)
+    return net, info
+
+
+@pytest.mark.parametrize("which", ["pretrained", "pretrained_noise"])
+def test_pretraining_cancels_every_layer(which, request):
+    net, info = request.getfixturevalue(which)
     assert info["reached"], info["history"]["residual"][-1]
+    assert info["samples"] > info["noise_samples"]  # the tolerance is judged without noise
     x, _ = random_batch(net.config, 64, np.random.default_rng(123))  # inputs it never saw
     state, _ = net.free_phase(x)
     assert all(r < 0.05 for r in cancel_residual(net, state))
@@ -53,12 +68,75 @@ def test_learned_ghosts_approach_backprop_with_baseline(pretrained):
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "issue 3 asks < 3 deg in the last two layers; the second-to-last measures 2.6-4.5 deg across "
-    "seeds and input distributions (uniform, binary, normal; 10k-200k samples of pre-training): "
-    "the learned G, H cancel the values but stay 58-84 deg from W, B, so the error's Jacobian is "
-    "only approximately cancelled (see README)"))
-def test_learned_second_to_last_layer_below_3_degrees(pretrained):
+    "without exploration noise the second-to-last layer measures 2.6-4.5 deg across seeds and "
+    "input distributions (uniform, binary, normal; 10k-1M samples of pre-training): the learned "
+    "G, H cancel the values but stay 58-84 deg from W, B, so the error's Jacobian is only "
+    "approximately cancelled; with noise it passes (next test; see README)"))
+def test_learned_second_to_last_layer_below_3_degrees_without_noise(pretrained):
     assert _angles(pretrained[0], True)[-2] < 3.0
+
+
+def test_noisy_pretraining_brings_learned_ghosts_to_backprop(pretrained_noise):
+    """Issue 3's criterion: < 15 deg in every layer, < 3 deg in the last two, baseline on."""
+    angles = _angles(pretrained_noise[0], True)
+    assert max(angles) < 15.0 and max(angles[-2:]) < 3.0, angles
+
+
+def test_noise_turns_the_ghost_weights_into_copies(pretrained, pretrained_noise):
+    """The exact cancelling solution is G_l = W_{l+1}, H_l = B_l (MODEL.md §3). Without noise the
+    deep layers' rates barely vary and the ghosts find other weights that cancel the data only;
+    with noise every direction varies and G, H approach the copies."""
+    plain, noisy = pretrained[0].params, pretrained_noise[0].params
+    g_plain = [angle_deg(g, w) for g, w in zip(plain.G, plain.W[1:])]
+    g_noisy = [angle_deg(g, w) for g, w in zip(noisy.G, noisy.W[1:])]
+    h_plain = [angle_deg(h, b) for h, b in zip(plain.H, plain.B)]
+    h_noisy = [angle_deg(h, b) for h, b in zip(noisy.H, noisy.B)]
+    assert max(g_noisy) < 15.0 and min(g_plain) > 45.0, (g_noisy, g_plain)
+    assert all(a < b for a, b in zip(h_noisy, h_plain)), (h_noisy, h_plain)
+
+
+@pytest.mark.parametrize("mechanism", ["learned", "copy"])
+def test_noisy_free_fixed_point_solves_the_equations(mechanism, rng):
+    """settle(noise=...) is the fixed point of MODEL.md §2 with a constant current xi_l added to
+    every pyramidal neuron (u_l = a_l + xi_l + t_l) and none to the ghosts (v_l = G_l r_l + c_l)."""
+    cfg = ModelConfig(sizes=[6, 8, 7, 5, 3], mechanism=mechanism, mode="equilibrium",
+                      eq_tol=1e-13, init_gain=1.5)
+    net = GhostNetwork(cfg)
+    x, _ = random_batch(cfg, 4, rng)
+    xi = [rng.normal(0.0, 1.0, (4, n)) for n in cfg.sizes[1:]]
+    state = State.zeros(cfg, 4)
+    assert settle(cfg, net.params, state, x, noise=xi).converged
+    cur = currents(cfg, net.params, state, x=x)
+    p = net.params
+    for i in range(len(state.u)):
+        t = cur.t[i] if i < len(cur.t) else 0.0
+        assert np.abs(state.u[i] - (cur.a[i] + xi[i] + t)).max() < 1e-10
+    for i in range(len(state.v)):
+        assert np.abs(state.v[i] - (cur.r[i] @ p.G[i].T + p.c[i])).max() < 1e-12
+    # the noise reaches the top-down input: copy ghosts no longer cancel it
+    assert max(np.abs(t).max() for t in cur.t) > 1e-3
+
+
+def test_noisy_pretraining_of_a_dynamics_mode_network():
+    """The noisy stage computes fixed points directly; the clean stage and the tolerance use the
+    network's own integrated free phases."""
+    cfg = ModelConfig(sizes=SIZES, mechanism="learned", mode="dynamics", settle="fixed", steps=40,
+                      eta_g=0.2, eta_h=0.2, seed=1)
+    net = GhostNetwork(cfg)
+    x, _ = random_batch(cfg, 64, np.random.default_rng(5))
+    before = cancel_residual(net, net.free_phase(x)[0])
+    info = pretrain_random(net, 12000, progress=False, tol=0.0, noise=1.0, noise_samples=6000)
+    after = cancel_residual(net, net.free_phase(x)[0])
+    assert info["samples"] == 12000 and info["noise_samples"] == 6000
+    assert all(a < 0.3 * b for a, b in zip(after, before)), (before, after)
+
+
+def test_pretraining_noise_errors_are_clear():
+    net = GhostNetwork(ModelConfig(sizes=SIZES, mechanism="learned"))
+    with pytest.raises(ValueError, match="noise must be a finite"):
+        pretrain(net, np.zeros((4, 20)), noise=-1.0)
+    with pytest.raises(ValueError, match="noise_samples must be >= 0"):
+        pretrain(net, np.zeros((4, 20)), noise=1.0, noise_samples=-5)
 
 
 def test_gating_keeps_ghosts_fixed_while_a_target_is_present(rng):

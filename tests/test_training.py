@@ -52,6 +52,15 @@ def test_small_run_learns_above_chance(tmp_path, learner, model):
         assert float(rows[-1]["mean_angle_deg"]) >= 0
 
 
+def test_learned_run_with_noisy_pretraining(tmp_path):
+    cfg = _cfg("ghost", mechanism="learned")
+    cfg = TrainConfig(cfg.model, TrainSettings(epochs=1, batch_size=5, lr=1.0, probe_size=20,
+                                               pretrain=400, pretrain_noise=1.0)).validate()
+    summary = train(cfg, tmp_path, data=_blobs(), progress=False)
+    assert np.isfinite(summary["final"]["test_acc"])
+    assert TrainConfig.from_toml((tmp_path / "config.toml").read_text()) == cfg
+
+
 def test_small_beta_ghost_step_is_a_backprop_step():
     """Same initial weights, same batch: one ghost step (copy, symmetric, beta = 1e-5) and one
     backprop step (torch.autograd) give the same weights."""
@@ -106,6 +115,7 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, monkeypatch)
 @pytest.mark.parametrize("section,field,value", [
     ("train", "learner", "hebb"), ("train", "epochs", 0), ("train", "lr", -1.0),
     ("train", "lr", [0.1, 0.1, 0.1]), ("train", "momentum", 0.9), ("train", "batch_size", 0),
+    ("train", "pretrain_noise", -0.5), ("train", "pretrain_noise", float("nan")),
 ])
 def test_bad_train_settings_are_named(section, field, value):
     t = TrainSettings(**{field: value})
