@@ -12,8 +12,9 @@ For 784-500-10 and 784-500-500-10 at batch 100, float32 and float64:
   to backprop of the resulting update, beside the fixed 50 steps;
 - threads: dynamics and equilibrium steps with 1 thread (Numba and BLAS) against 2;
 - epoch: the training loop of one epoch on a fixed 10,000-sample slice of Fashion-MNIST (batch
-  100, float32; `ghostnet.training`, evaluation excluded) for the backprop learner (torch) and the
-  ghost learner in equilibrium mode, in dynamics mode with 50 steps per phase and with the
+  100, float32; `ghostnet.training`, evaluation excluded) beside a plain torch loop on the same
+  samples (nn.Sequential, MSE, SGD; the reference of issue 7's target 1), for the trainer's
+  backprop learner (torch.autograd on ghostnet's parameters) and the ghost learner in equilibrium mode, in dynamics mode with 50 steps per phase and with the
   tolerance rule (max|du/dt| < 1e-3), each in a fresh process, median of 3;
 - memory: peak resident memory (VmHWM) of one training epoch (`ghostnet.training.train`, ghost
   learner, equilibrium mode, Fashion-MNIST loaded whole, 10,000 samples trained) in a fresh process,
@@ -176,6 +177,38 @@ def part_epoch(sizes, learner, mode, settle, repeats):
     return {"epoch_s": statistics.median(times)}
 
 
+def part_torch_epoch(sizes, repeats):
+    """Seconds of one epoch of a plain torch training loop on the same 10,000 samples (batch
+    100, float32, shuffled each epoch, forward + MSE + backward + plain SGD step, data held as
+    tensors): the reference for issue 7's target 1."""
+    import torch
+
+    from ghostnet.data import load
+
+    data = load("fashion-mnist")
+    x = torch.from_numpy(np.ascontiguousarray(data.x_train[:10000], dtype=np.float32))
+    y = torch.nn.functional.one_hot(torch.from_numpy(data.y_train[:10000].astype(np.int64)),
+                                    10).float()
+    layers = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [torch.nn.Linear(a, b), torch.nn.Sigmoid()]
+    model = torch.nn.Sequential(*layers)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    rng = np.random.default_rng(0)
+
+    def epoch():
+        order = torch.from_numpy(rng.permutation(len(x)))
+        for k in range(0, len(x), 100):
+            idx = order[k:k + 100]
+            xb, yb = x[idx], y[idx]
+            opt.zero_grad(set_to_none=True)
+            loss = 0.5 * ((yb - model(xb)) ** 2).sum(dim=1).mean()
+            loss.backward()
+            opt.step()
+
+    return {"epoch_s": median_time(epoch, repeats, 1)}
+
+
 def part_memory(sizes, dtype, train_size):
     """Peak RSS of one epoch of training, against the libraries' footprint and data + weights."""
     import dataclasses
@@ -266,6 +299,7 @@ def main(argv=None) -> dict:
     if not args.quick:
         for sizes in ARCHS:
             e = {"sizes": "-".join(map(str, sizes)), "dtype": "float32", "train_size": 10000}
+            e["torch_loop_s"] = run_part("torch_epoch", (sizes, 5))["epoch_s"]
             for name, learner, mode, settle in (("backprop", "backprop", "equilibrium", "fixed"),
                                                 ("equilibrium", "ghost", "equilibrium", "fixed"),
                                                 ("dynamics_50", "ghost", "dynamics", "fixed"),
@@ -273,11 +307,14 @@ def main(argv=None) -> dict:
                 e[f"{name}_s"] = run_part("epoch", (sizes, learner, mode, settle, 3))["epoch_s"]
             for name in ("equilibrium", "dynamics_50", "dynamics_tol"):
                 e[f"{name}_over_backprop"] = e[f"{name}_s"] / e["backprop_s"]
+                e[f"{name}_over_torch_loop"] = e[f"{name}_s"] / e["torch_loop_s"]
             epochs.append(e)
-            print(f"epoch {e['sizes']} float32, 10,000 samples: backprop {e['backprop_s']:.2f} s | "
-                  f"equilibrium {e['equilibrium_s']:.2f} s (x{e['equilibrium_over_backprop']:.2f}) | "
-                  f"dynamics 50 steps {e['dynamics_50_s']:.1f} s (x{e['dynamics_50_over_backprop']:.1f}) | "
-                  f"dynamics tol 1e-3 {e['dynamics_tol_s']:.1f} s (x{e['dynamics_tol_over_backprop']:.1f})",
+            print(f"epoch {e['sizes']} float32, 10,000 samples: plain torch loop "
+                  f"{e['torch_loop_s']:.2f} s | trainer's backprop learner {e['backprop_s']:.2f} s | "
+                  f"equilibrium {e['equilibrium_s']:.2f} s (x{e['equilibrium_over_torch_loop']:.2f} "
+                  f"torch loop, x{e['equilibrium_over_backprop']:.2f} learner) | "
+                  f"dynamics 50 steps {e['dynamics_50_s']:.1f} s (x{e['dynamics_50_over_torch_loop']:.1f}) | "
+                  f"dynamics tol 1e-3 {e['dynamics_tol_s']:.1f} s (x{e['dynamics_tol_over_torch_loop']:.1f})",
                   flush=True)
     memory = []
     if not args.quick:

@@ -70,6 +70,7 @@ class ModelConfig:
     eq_tol: float = 1e-12
     """Equilibrium mode: stop the fixed-point iteration when the largest change is below this."""
     eq_max_iter: int = 500
+    """Equilibrium mode: at most this many down passes of the fixed-point iteration."""
     mechanism: str = "copy"
     """Ghost cancellation mechanism (§5): copy, learned or replicate."""
     feedback: str = "symmetric"

@@ -7,14 +7,22 @@ phase), and every pyramidal potential equals its input: ``u_i = a_i + t_i``, the
 
 - Free phase, copy or replicate: the fixed point is the feedforward pass (Property 1, §3), computed
   directly in one pass.
-- Otherwise: Gauss-Seidel sweeps from the top layer down (the error enters at the top and one sweep
-  carries it to the bottom), each layer's ghost recomputed from its current rate; the output's
-  scalar equation is solved by Newton's method element-wise (monotone: 1 + beta phi' > 0), so any
-  beta works. The sweeps stop when the distance to the fixed point, estimated from the last two
-  changes as ``rho / (1 - rho) * change`` (``rho`` = change / previous change, the contraction
-  factor; a bound for a contraction), or else the last change itself, falls below
-  ``max(eq_tol, 10 eps max(1, max|u|))`` (eps of the dtype), or after ``eq_max_iter`` sweeps. At
-  beta = 0.01 each sweep gains about two digits, so the estimate saves the last, confirming sweep.
+- Otherwise: alternating passes. A *down* pass goes from the top layer to the bottom and updates
+  every potential from the top-down input of the layer above (the B products: the error enters at
+  the top and one pass carries it to the bottom); the output's scalar equation is solved by
+  Newton's method element-wise (monotone: 1 + beta phi' > 0), so any beta works. An *up* pass goes
+  from the bottom to the top and recomputes the bottom-up inputs a_l and the ghosts from the new
+  rates (the W products) and, with the top-down inputs held, lets each potential follow at once,
+  so the rates' changes also travel up in the same pass (symmetric Gauss-Seidel). The nudged phase
+  starts from the free phase's a_l (``keep``), so its first down pass needs no W product. At beta
+  = 0.01 a down-up pair gains about 3.5 digits (784-500-500-10: the error's relative accuracy
+  3e-4, 1e-7, 5e-11 after 1, 2, 3 down passes), against about 2 for plain Gauss-Seidel sweeps;
+  when a pair contracts by less than 4x (strong coupling: large beta, tanh) the up pass stops
+  moving the potentials, which is plain Gauss-Seidel, the faster of the two there.
+  The passes stop when the last down pass's change, or the distance to the fixed point estimated
+  from the last two as ``rho / (1 - rho) * change`` (``rho`` = change / previous change, the
+  contraction factor; a bound for a contraction), falls below ``max(eq_tol, 10 eps max(1,
+  max|u|))`` (eps of the dtype), or after ``eq_max_iter`` down passes.
 """
 from __future__ import annotations
 
@@ -48,65 +56,103 @@ def settle(
     hold_ghosts: bool = False,
     drive: np.ndarray | None = None,
     noise: list[np.ndarray] | None = None,
+    keep: dict | None = None,
 ) -> PhaseResult:
     """Put ``state`` at the fixed point of a free (``y=None``) or nudged phase, in place.
+
     ``drive`` is ``W_1 x + b_1`` if already computed (once per presentation). ``noise``, one
     array per layer (batch x n_l, or broadcastable), is a constant current added to every
     pyramidal neuron's input (the exploration noise of ghost pre-training,
-    :func:`ghostnet.mechanisms.pretrain`); the ghosts receive none."""
+    :func:`ghostnet.mechanisms.pretrain`); the ghosts receive none. ``keep``, a dict: if it holds
+    ``"a"`` (the bottom-up inputs ``a_l`` of the state's rates, as the free phase leaves them),
+    they are not recomputed; on return it holds ``"a"`` and ``"t"`` (per layer the top-down
+    input, for the output the nudging input: ``u = a + noise + t``) of the fixed point.
+    Returns the number of down passes as ``steps``.
+    """
     name = config.transfer
     L = len(params.W)
     dtype = np.dtype(config.dtype)
     x = np.asarray(x, dtype=dtype)
-    if y is None and config.mechanism in ("copy", "replicate") and not hold_ghosts and noise is None:
-        a = forward(config, params, x, drive)
+    W, b, B, G, c, H = params.W, params.b, params.B, params.G, params.c, params.H
+    mech = config.mechanism
+    u, v = state.u, state.v
+    drive0 = x @ W[0].T + b[0] if drive is None else drive
+    if y is None and mech in ("copy", "replicate") and not hold_ghosts and noise is None:
+        a = forward(config, params, x, drive0)  # Property 1: the feedforward pass
         for i in range(L):
-            state.u[i][...] = a[i]
+            u[i][...] = a[i]
         for i in range(L - 1):
-            state.v[i][...] = a[i + 1]
+            v[i][...] = a[i + 1]
+        if keep is not None:
+            keep["a"] = a
+            keep["t"] = [np.zeros_like(ai) for ai in a]
         return PhaseResult(1, True, 0.0, 0.0)
 
     eps = float(np.finfo(dtype).eps)
     clamp = y is not None and config.output == "clamp"
     if clamp:
-        state.u[-1][...] = phi_inv(np.asarray(y, dtype), name)
-    u = state.u
-    v = state.v
+        u[-1][...] = phi_inv(np.asarray(y, dtype), name)
     y_arr = None if y is None else np.asarray(y, dtype)
+
+    def with_noise(i, ai):
+        return ai if noise is None else ai + noise[i]
+
+    def output(a_top):  # the output's own equation
+        if clamp:
+            return u[-1]
+        n_top = with_noise(L - 1, a_top)
+        return n_top if y is None else _solve_output(n_top, u[-1], y_arr, beta, name)
+
+    def ghost_input(i):  # ghost i at its fixed point given the rates r_i (copy, learned)
+        if mech == "copy":
+            v[i][...] = a[i + 1]
+        elif mech == "learned":
+            v[i][...] = r[i] @ G[i].T + c[i]
+
     r = [phi(ui, name) for ui in u]
-    drive0 = x @ params.W[0].T + params.b[0] if drive is None else drive
-    change = np.inf
-    copy = config.mechanism == "copy"
-    prev = 0.0  # the previous sweep's change
-    a_above = None  # copy: the drive of layer i+1 from r_i is also ghost i's input (G = W_{i+1})
-    for it in range(1, config.eq_max_iter + 1):
-        change = 0.0
-        for i in range(L - 1, -1, -1):
-            a_i = drive0 if i == 0 else r[i - 1] @ params.W[i].T + params.b[i]
-            a_n = a_i if noise is None else a_i + noise[i]  # the ghosts see a_i (copy)
-            if i == L - 1:
-                if not clamp:
-                    new = a_n if y is None else _solve_output(a_n, u[i], y_arr, beta, name)
-                    change = max(change, float(np.max(np.abs(new - u[i]))))
-                    u[i][...] = new
-                    r[i] = phi(u[i], name)
-                a_above = a_i
-                continue
-            if not hold_ghosts:
-                if copy:
-                    v[i][...] = a_above
-                elif config.mechanism == "replicate":
-                    v[i][...] = u[i + 1]
-                else:
-                    v[i][...] = r[i] @ params.G[i].T + params.c[i]
-            if copy or config.mechanism == "replicate":  # H = B: one product
-                new = a_n + (r[i + 1] - phi(v[i], name)) @ params.B[i].T
+    t = [np.zeros_like(ui) for ui in u]
+    given = keep is not None and keep.get("a") is not None
+    if given:
+        a = [np.asarray(ai, dtype=dtype) for ai in keep["a"]]
+    else:
+        a = [drive0] + [None] * (L - 1)
+    if y is None and not given:
+        # free phase: start from the feedforward pass (t = 0), the exact answer for copy ghosts
+        for i in range(L):
+            if i:
+                a[i] = r[i - 1] @ W[i].T + b[i]
+            u[i][...] = output(a[i]) if i == L - 1 else with_noise(i, a[i])
+            r[i] = phi(u[i], name)
+    elif not given:  # the bottom-up inputs of the state's own rates
+        for i in range(1, L):
+            a[i] = r[i - 1] @ W[i].T + b[i]
+    if not hold_ghosts:
+        for i in range(L - 1):
+            if mech == "replicate":
+                v[i][...] = u[i + 1]
             else:
-                new = a_n + r[i + 1] @ params.B[i].T - phi(v[i], name) @ params.H[i].T
+                ghost_input(i)
+
+    prev = 0.0  # the previous down pass's change
+    change = np.inf
+    propagate = True
+    for it in range(1, config.eq_max_iter + 1):
+        # down pass: the error enters at the top and travels to the bottom (B products)
+        new = output(a[-1])
+        change = float(np.max(np.abs(new - u[-1])))
+        u[-1][...] = new
+        r[-1] = phi(u[-1], name)
+        for i in range(L - 2, -1, -1):
+            if mech == "replicate" and not hold_ghosts:
+                v[i][...] = u[i + 1]
+            if mech in ("copy", "replicate"):  # H = B: one product
+                t[i] = (r[i + 1] - phi(v[i], name)) @ B[i].T
+            else:
+                t[i] = r[i + 1] @ B[i].T - phi(v[i], name) @ H[i].T
+            new = with_noise(i, a[i]) + t[i]
             change = max(change, float(np.max(np.abs(new - u[i]))))
             u[i][...] = new
             r[i] = phi(u[i], name)
-            a_above = a_i
         # relative to the potentials' size: float32 cannot resolve 1e-6 at |u| = 16
         scale = max(1.0, max(float(np.max(np.abs(ui))) for ui in u))
         if not (np.isfinite(change) and scale <= BLOWUP):  # the integrator's blow-up rule
@@ -118,24 +164,32 @@ def settle(
         tol = max(config.eq_tol, 10 * eps * scale)
         rho = change / prev if prev > 0 else 1.0
         if change < tol or (rho < 0.5 and rho / (1.0 - rho) * change < tol):
-            _ghosts_at_fixed_point(config, params, state, r, hold_ghosts)
-            return PhaseResult(it, True, change, 0.0)
+            return _done(keep, a, t, u, it, True, change)
+        if it > 1 and rho > 0.25:
+            propagate = False  # strong coupling: plain Gauss-Seidel contracts faster
         prev = change
-    _ghosts_at_fixed_point(config, params, state, r, hold_ghosts)
-    return PhaseResult(config.eq_max_iter, False, change, 0.0)
+        if it == config.eq_max_iter:
+            break
+        # up pass: the bottom-up inputs (and ghosts) of the new rates (W products); while
+        # `propagate`, each layer's potential follows at once with its top-down input held, so
+        # the rates' changes travel up in the same pass
+        for i in range(1, L):
+            a[i] = r[i - 1] @ W[i].T + b[i]
+            if not hold_ghosts and mech != "replicate":
+                ghost_input(i - 1)
+            if propagate:
+                u[i][...] = output(a[i]) if i == L - 1 else with_noise(i, a[i]) + t[i]
+                r[i] = phi(u[i], name)
+                if mech == "replicate" and not hold_ghosts:
+                    v[i - 1][...] = u[i]
+    return _done(keep, a, t, u, config.eq_max_iter, False, change)
 
 
-def _ghosts_at_fixed_point(config, params, state, r, hold_ghosts) -> None:
-    """Each ghost at its own fixed point given the final rates of its layer."""
-    if hold_ghosts:
-        return
-    for i in range(len(state.v)):
-        if config.mechanism == "replicate":
-            state.v[i][...] = state.u[i + 1]
-        elif config.mechanism == "copy":
-            state.v[i][...] = r[i] @ params.W[i + 1].T + params.b[i + 1]
-        else:
-            state.v[i][...] = r[i] @ params.G[i].T + params.c[i]
+def _done(keep, a, t, u, steps, converged, change) -> PhaseResult:
+    if keep is not None:
+        t[-1] = u[-1] - a[-1]  # the output's nudging input (and noise, if any)
+        keep["a"], keep["t"] = a, t
+    return PhaseResult(steps, converged, change, 0.0)
 
 
 def _solve_output(a: np.ndarray, u0: np.ndarray, y: np.ndarray, beta: float, name: str) -> np.ndarray:

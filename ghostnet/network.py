@@ -113,11 +113,25 @@ class GhostNetwork:
         x, y = self._inputs(x, y)
         beta = self.config.beta if beta is None else beta
         drive = self.integrator.drive(self.params, x)  # W_1 x + b_1: once per presentation
+        cfg, p = self.config, self.params
+        if cfg.mode == "equilibrium":
+            # the solver hands over what it computed: the free phase's bottom-up inputs start
+            # the nudged phase, and each phase's top-down inputs give its local errors
+            free = State.zeros(cfg, x.shape[0])
+            kf: dict = {}
+            fres = equilibrium.settle(cfg, p, free, x, drive=drive, keep=kf)
+            fcur = currents(cfg, p, free, None, 0.0, drive=drive, t=kf["t"])
+            nudged = free.copy()
+            kn = {"a": kf["a"]}
+            nres = equilibrium.settle(cfg, p, nudged, x, y, beta, drive=drive, keep=kn,
+                                      hold_ghosts=cfg.mechanism == "replicate")
+            ncur = currents(cfg, p, nudged, y, beta, drive=drive, t=kn["t"])
+            return PhasePair(x, y, beta, free, nudged, fres, nres, fcur, ncur)
         free, fres = self.free_phase(x, record=record, drive=drive)
-        fcur = currents(self.config, self.params, free, None, 0.0, drive=drive)
+        fcur = currents(cfg, p, free, None, 0.0, drive=drive)
         nudged = free.copy()
         nres = self.nudged_phase(nudged, x, y, beta, record=record, drive=drive)
-        ncur = currents(self.config, self.params, nudged, y, beta, drive=drive)
+        ncur = currents(cfg, p, nudged, y, beta, drive=drive)
         return PhasePair(x, y, beta, free, nudged, fres, nres, fcur, ncur)
 
     def predict(self, x: np.ndarray) -> np.ndarray:

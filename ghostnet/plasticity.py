@@ -54,7 +54,7 @@ def end_of_phase(
     k = scale(config, beta)
     n = e[0].shape[0]
     err = e if e_free is None else [a - b for a, b in zip(e, e_free)]
-    dW = [k * (err[i].T @ pre[i]) / n for i in range(len(err))]
+    dW = [(err[i] * (k / n)).T @ pre[i] for i in range(len(err))]  # scale the small factor
     db = [k * err[i].mean(axis=0) for i in range(len(err))]
     dB = []
     if config.feedback == "plastic":

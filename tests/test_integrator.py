@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ghostnet import BlowUpError, GhostNetwork, ModelConfig, Recording, State, random_batch
+from ghostnet.dynamics import currents
 from ghostnet.reference import ivp_phase
 
 SIZES = [6, 8, 7, 5, 3]
@@ -160,3 +161,23 @@ def test_numpy_rates_path_matches_the_fused_kernel(mechanism, transfer, rng):
         tol_net.integrator.workspace(16).numpy_rates = numpy_rates
         steps[numpy_rates] = tol_net.free_phase(x)[1].steps
     assert steps[True] == steps[False] < 3000
+
+
+@pytest.mark.parametrize("mechanism", ["copy", "learned", "replicate"])
+def test_equilibrium_hand_over_matches_recomputed_currents(mechanism, rng):
+    """In equilibrium mode `phases` takes the top-down inputs from the solver instead of
+    recomputing them; at the fixed point they agree with `currents` computed from the state
+    alone (t = B r - H phi(v), e = phi(u) - phi(u - t)), to the solver's tolerance."""
+    cfg = ModelConfig(sizes=[20, 30, 25, 15, 5], mode="equilibrium", beta=0.05,
+                      mechanism=mechanism, init_gain=1.5)
+    net = GhostNetwork(cfg)
+    x, y = random_batch(cfg, 8, rng)
+    pair = net.phases(x, y)
+    assert pair.free_result.converged and pair.nudged_result.converged
+    for state, cur, target in ((pair.free, pair.free_currents, None),
+                               (pair.nudged, pair.nudged_currents, y)):
+        ref = currents(cfg, net.params, state, target, cfg.beta if target is not None else 0.0, x=x)
+        for i in range(len(state.u)):
+            assert np.abs(cur.t[i] - ref.t[i]).max() < 1e-9
+            assert np.abs(cur.e[i] - ref.e[i]).max() < 1e-9
+    assert max(np.abs(e).max() for e in pair.nudged_currents.e) > 1e-4  # a real error signal
