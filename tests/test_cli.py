@@ -61,3 +61,26 @@ def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "ghostnet.cli", "--version"], capture_output=True,
                          text=True, check=True)
     assert out.stdout.startswith("ghostnet ")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_import_keeps_freed_memory_unless_told_not_to():
+    """ghostnet fixes glibc's mmap and trim thresholds at import (see ghostnet._keep_freed_memory);
+    GHOSTNET_KEEP_MALLOC=1 or the user's own MALLOC_*_ settings leave the allocator alone."""
+    import os
+
+    code = "import ghostnet; print(ghostnet.MALLOC_TUNED_BY_GHOSTNET)"
+
+    def run(**env):
+        full = {k: v for k, v in os.environ.items()
+                if k not in ("GHOSTNET_KEEP_MALLOC", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")}
+        full.update(env)
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=full, check=True).stdout.strip()
+
+    import platform
+
+    if platform.libc_ver()[0] == "glibc":
+        assert run() == "True"
+    assert run(GHOSTNET_KEEP_MALLOC="1") == "False"
+    assert run(MALLOC_TRIM_THRESHOLD_="131072") == "False"
