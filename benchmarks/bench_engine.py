@@ -14,8 +14,10 @@ For 784-500-10 and 784-500-500-10 at batch 100, float32 and float64:
 - epoch: the training loop of one epoch on a fixed 10,000-sample slice of Fashion-MNIST (batch
   100, float32; `ghostnet.training`, evaluation excluded) beside a plain torch loop on the same
   samples (nn.Sequential, MSE, SGD; the reference of issue 7's target 1), for the trainer's
-  backprop learner (torch.autograd on ghostnet's parameters) and the ghost learner in equilibrium mode, in dynamics mode with 50 steps per phase and with the
-  tolerance rule (max|du/dt| < 1e-3), each in a fresh process, median of 3;
+  backprop learner (torch.autograd on ghostnet's parameters) and the ghost learner in equilibrium
+  mode (torch loop and equilibrium in 5 alternating pairs of processes, median of the ratios),
+  in dynamics mode with 50 steps per phase and with the tolerance rule (max|du/dt| < 1e-3), each
+  in a fresh process, median of 3;
 - memory: peak resident memory (VmHWM) of one training epoch (`ghostnet.training.train`, ghost
   learner, equilibrium mode, Fashion-MNIST loaded whole, 10,000 samples trained) in a fresh process,
   beside what the libraries take once imported (numpy, numba, torch: before any data) and what the
@@ -299,20 +301,32 @@ def main(argv=None) -> dict:
     if not args.quick:
         for sizes in ARCHS:
             e = {"sizes": "-".join(map(str, sizes)), "dtype": "float32", "train_size": 10000}
-            e["torch_loop_s"] = run_part("torch_epoch", (sizes, 5))["epoch_s"]
+            # target 1: torch loop and equilibrium epoch in alternating processes, 5 pairs, the
+            # median of the pairs' ratios (the machine's speed drifts between minutes)
+            pairs = []
+            for _ in range(5):
+                t = run_part("torch_epoch", (sizes, 1))["epoch_s"]
+                g = run_part("epoch", (sizes, "ghost", "equilibrium", "fixed", 1))["epoch_s"]
+                pairs.append((t, g))
+            e["torch_loop_s"] = statistics.median(t for t, _ in pairs)
+            e["equilibrium_s"] = statistics.median(g for _, g in pairs)
+            e["equilibrium_over_torch_loop_pairs"] = [g / t for t, g in pairs]
             for name, learner, mode, settle in (("backprop", "backprop", "equilibrium", "fixed"),
-                                                ("equilibrium", "ghost", "equilibrium", "fixed"),
                                                 ("dynamics_50", "ghost", "dynamics", "fixed"),
                                                 ("dynamics_tol", "ghost", "dynamics", "tol")):
                 e[f"{name}_s"] = run_part("epoch", (sizes, learner, mode, settle, 3))["epoch_s"]
             for name in ("equilibrium", "dynamics_50", "dynamics_tol"):
                 e[f"{name}_over_backprop"] = e[f"{name}_s"] / e["backprop_s"]
                 e[f"{name}_over_torch_loop"] = e[f"{name}_s"] / e["torch_loop_s"]
+            e["equilibrium_over_torch_loop"] = statistics.median(e["equilibrium_over_torch_loop_pairs"])
             epochs.append(e)
             print(f"epoch {e['sizes']} float32, 10,000 samples: plain torch loop "
                   f"{e['torch_loop_s']:.2f} s | trainer's backprop learner {e['backprop_s']:.2f} s | "
                   f"equilibrium {e['equilibrium_s']:.2f} s (x{e['equilibrium_over_torch_loop']:.2f} "
-                  f"torch loop, x{e['equilibrium_over_backprop']:.2f} learner) | "
+                  f"torch loop, median of 5 alternating pairs "
+                  f"{min(e['equilibrium_over_torch_loop_pairs']):.2f}-"
+                  f"{max(e['equilibrium_over_torch_loop_pairs']):.2f}; "
+                  f"x{e['equilibrium_over_backprop']:.2f} learner) | "
                   f"dynamics 50 steps {e['dynamics_50_s']:.1f} s (x{e['dynamics_50_over_torch_loop']:.1f}) | "
                   f"dynamics tol 1e-3 {e['dynamics_tol_s']:.1f} s (x{e['dynamics_tol_over_torch_loop']:.1f})",
                   flush=True)

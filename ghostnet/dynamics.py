@@ -362,7 +362,8 @@ def _stack(items):
 def currents(
     config: ModelConfig, params: Params, state: State, y: np.ndarray | None = None,
     beta: float = 0.0, x: np.ndarray | None = None, drive: np.ndarray | None = None,
-    t: list[np.ndarray] | None = None,
+    t: list[np.ndarray] | None = None, r: list[np.ndarray] | None = None,
+    g: list[np.ndarray] | None = None,
 ) -> Currents:
     """Rates, top-down inputs and local errors of a state, in numpy (MODEL.md §1-§4).
 
@@ -371,13 +372,14 @@ def currents(
     nudging input ``beta (y - r_L)`` (zero without target; for a clamped output, ``u_L - a_L``).
     ``e[i] = phi(u) - phi(u - t)``: local, from the potential and the top-down input only
     (MODEL.md §4). ``drive`` (``W_1 x + b_1``) or ``x`` serve the lazily computed ``a[0]``.
-    ``t``: the top-down inputs (output: nudging input) if already known, as the equilibrium
-    solver leaves them at its fixed point (:func:`ghostnet.equilibrium.settle`, ``keep``).
+    ``t``, ``r``, ``g``: the top-down inputs (output: nudging input), the rates and the ghosts'
+    rates if already known, as the equilibrium solver leaves them at its fixed point
+    (:func:`ghostnet.equilibrium.settle`, ``keep``).
     """
     name = config.transfer
     L = len(state.u)
-    r = [phi(u, name) for u in state.u]
-    g = [phi(v, name) for v in state.v]
+    r = [phi(u, name) for u in state.u] if r is None else list(r)
+    g = [phi(v, name) for v in state.v] if g is None else list(g)
     if t is not None:
         if len(t) != L:
             raise ValueError(f"t needs one array per layer ({L}), got {len(t)}")

@@ -35,14 +35,17 @@ from ghostnet.transfer import dphi, phi, phi_inv
 
 
 def forward(config: ModelConfig, params: Params, x: np.ndarray,
-            drive: np.ndarray | None = None) -> list[np.ndarray]:
-    """Feedforward potentials ``a_l`` (list over layers, batch x n_l): the free fixed point."""
+            drive: np.ndarray | None = None, rates: list | None = None) -> list[np.ndarray]:
+    """Feedforward potentials ``a_l`` (list over layers, batch x n_l): the free fixed point.
+    ``rates``, a list, receives the rates ``phi(a_l)``."""
     name = config.transfer
     a = []
     r = x
     for i, (W, b) in enumerate(zip(params.W, params.b)):
         a.append(drive if i == 0 and drive is not None else r @ W.T + b)
         r = phi(a[-1], name)
+        if rates is not None:
+            rates.append(r)
     return a
 
 
@@ -64,9 +67,10 @@ def settle(
     array per layer (batch x n_l, or broadcastable), is a constant current added to every
     pyramidal neuron's input (the exploration noise of ghost pre-training,
     :func:`ghostnet.mechanisms.pretrain`); the ghosts receive none. ``keep``, a dict: if it holds
-    ``"a"`` (the bottom-up inputs ``a_l`` of the state's rates, as the free phase leaves them),
-    they are not recomputed; on return it holds ``"a"`` and ``"t"`` (per layer the top-down
-    input, for the output the nudging input: ``u = a + noise + t``) of the fixed point.
+    ``"a"`` (the bottom-up inputs ``a_l`` of the state's rates, as the free phase leaves them)
+    and ``"r"`` (the rates), they are not recomputed; on return it holds ``"a"``, ``"r"``,
+    ``"g"`` (the ghosts' rates phi(v)) and ``"t"`` (per layer the top-down input, for the output
+    the nudging input: ``u = a + noise + t``) of the fixed point.
     Returns the number of down passes as ``steps``.
     """
     name = config.transfer
@@ -78,14 +82,14 @@ def settle(
     u, v = state.u, state.v
     drive0 = x @ W[0].T + b[0] if drive is None else drive
     if y is None and mech in ("copy", "replicate") and not hold_ghosts and noise is None:
-        a = forward(config, params, x, drive0)  # Property 1: the feedforward pass
+        r = []
+        a = forward(config, params, x, drive0, r)  # Property 1: the feedforward pass
         for i in range(L):
             u[i][...] = a[i]
         for i in range(L - 1):
             v[i][...] = a[i + 1]
         if keep is not None:
-            keep["a"] = a
-            keep["t"] = [np.zeros_like(ai) for ai in a]
+            keep.update(a=a, r=r, g=r[1:], t=[np.zeros_like(ai) for ai in a])
         return PhaseResult(1, True, 0.0, 0.0)
 
     eps = float(np.finfo(dtype).eps)
@@ -109,9 +113,10 @@ def settle(
         elif mech == "learned":
             v[i][...] = r[i] @ G[i].T + c[i]
 
-    r = [phi(ui, name) for ui in u]
-    t = [np.zeros_like(ui) for ui in u]
     given = keep is not None and keep.get("a") is not None
+    r = list(keep["r"]) if given and keep.get("r") is not None else [phi(ui, name) for ui in u]
+    t = [np.zeros_like(ui) for ui in u]
+    g = [None] * (L - 1)  # the ghosts' rates phi(v), as the last down pass used them
     if given:
         a = [np.asarray(ai, dtype=dtype) for ai in keep["a"]]
     else:
@@ -145,10 +150,11 @@ def settle(
         for i in range(L - 2, -1, -1):
             if mech == "replicate" and not hold_ghosts:
                 v[i][...] = u[i + 1]
+            g[i] = phi(v[i], name)
             if mech in ("copy", "replicate"):  # H = B: one product
-                t[i] = (r[i + 1] - phi(v[i], name)) @ B[i].T
+                t[i] = (r[i + 1] - g[i]) @ B[i].T
             else:
-                t[i] = r[i + 1] @ B[i].T - phi(v[i], name) @ H[i].T
+                t[i] = r[i + 1] @ B[i].T - g[i] @ H[i].T
             new = with_noise(i, a[i]) + t[i]
             change = max(change, float(np.max(np.abs(new - u[i]))))
             u[i][...] = new
@@ -164,7 +170,7 @@ def settle(
         tol = max(config.eq_tol, 10 * eps * scale)
         rho = change / prev if prev > 0 else 1.0
         if change < tol or (rho < 0.5 and rho / (1.0 - rho) * change < tol):
-            return _done(keep, a, t, u, it, True, change)
+            return _done(keep, a, t, u, r, g, it, True, change)
         if it > 1 and rho > 0.25:
             propagate = False  # strong coupling: plain Gauss-Seidel contracts faster
         prev = change
@@ -182,13 +188,13 @@ def settle(
                 r[i] = phi(u[i], name)
                 if mech == "replicate" and not hold_ghosts:
                     v[i - 1][...] = u[i]
-    return _done(keep, a, t, u, config.eq_max_iter, False, change)
+    return _done(keep, a, t, u, r, g, config.eq_max_iter, False, change)
 
 
-def _done(keep, a, t, u, steps, converged, change) -> PhaseResult:
+def _done(keep, a, t, u, r, g, steps, converged, change) -> PhaseResult:
     if keep is not None:
         t[-1] = u[-1] - a[-1]  # the output's nudging input (and noise, if any)
-        keep["a"], keep["t"] = a, t
+        keep.update(a=a, t=t, r=r, g=g)
     return PhaseResult(steps, converged, change, 0.0)
 
 

@@ -120,12 +120,14 @@ class GhostNetwork:
             free = State.zeros(cfg, x.shape[0])
             kf: dict = {}
             fres = equilibrium.settle(cfg, p, free, x, drive=drive, keep=kf)
-            fcur = currents(cfg, p, free, None, 0.0, drive=drive, t=kf["t"])
+            fcur = currents(cfg, p, free, None, 0.0, drive=drive, t=kf["t"], r=kf["r"],
+                            g=kf["g"])
             nudged = free.copy()
-            kn = {"a": kf["a"]}
+            kn = {"a": kf["a"], "r": kf["r"]}
             nres = equilibrium.settle(cfg, p, nudged, x, y, beta, drive=drive, keep=kn,
                                       hold_ghosts=cfg.mechanism == "replicate")
-            ncur = currents(cfg, p, nudged, y, beta, drive=drive, t=kn["t"])
+            ncur = currents(cfg, p, nudged, y, beta, drive=drive, t=kn["t"], r=kn["r"],
+                            g=kn["g"])
             return PhasePair(x, y, beta, free, nudged, fres, nres, fcur, ncur)
         free, fres = self.free_phase(x, record=record, drive=drive)
         fcur = currents(cfg, p, free, None, 0.0, drive=drive)

@@ -165,9 +165,10 @@ def test_numpy_rates_path_matches_the_fused_kernel(mechanism, transfer, rng):
 
 @pytest.mark.parametrize("mechanism", ["copy", "learned", "replicate"])
 def test_equilibrium_hand_over_matches_recomputed_currents(mechanism, rng):
-    """In equilibrium mode `phases` takes the top-down inputs from the solver instead of
-    recomputing them; at the fixed point they agree with `currents` computed from the state
-    alone (t = B r - H phi(v), e = phi(u) - phi(u - t)), to the solver's tolerance."""
+    """In equilibrium mode `phases` takes the top-down inputs, rates and ghost rates from the
+    solver instead of recomputing them; at the fixed point they agree with `currents` computed
+    from the state alone (r = phi(u), t = B r - H phi(v), e = phi(u) - phi(u - t)), to the
+    solver's tolerance (t, e) or exactly (the rates of the returned state)."""
     cfg = ModelConfig(sizes=[20, 30, 25, 15, 5], mode="equilibrium", beta=0.05,
                       mechanism=mechanism, init_gain=1.5)
     net = GhostNetwork(cfg)
@@ -180,4 +181,7 @@ def test_equilibrium_hand_over_matches_recomputed_currents(mechanism, rng):
         for i in range(len(state.u)):
             assert np.abs(cur.t[i] - ref.t[i]).max() < 1e-9
             assert np.abs(cur.e[i] - ref.e[i]).max() < 1e-9
+            assert np.abs(cur.r[i] - ref.r[i]).max() < 1e-12
+        for i in range(len(state.v)):
+            assert np.abs(cur.ghost_rate[i] - ref.ghost_rate[i]).max() < 1e-12
     assert max(np.abs(e).max() for e in pair.nudged_currents.e) > 1e-4  # a real error signal
