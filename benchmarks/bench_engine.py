@@ -5,7 +5,9 @@ For 784-500-10 and 784-500-500-10 at batch 100, float32 and float64:
 - torch: forward + backward + SGD step of the same MLP (logistic units, MSE cost), per sample;
   timed in a child process with the caller's environment (ghostnet sets passive OpenMP waiting
   for itself, which would slow torch by ~10% if it shared the process);
-- equilibrium mode: one training step (free + nudged fixed points, local update, SGD), per sample;
+- equilibrium mode: one training step (free + nudged fixed points, local update, SGD), per sample,
+  solved to tolerance (the default) and with one down pass (``eq_max_iter = 1``, first order in
+  beta), each with the largest per-layer angle to backprop at beta = 0.01 on the same batch;
 - dynamics mode: the same with 50 exponential-Euler steps per phase, per sample, and the share of
   one phase's time that the bare BLAS calls of the same shapes (timed alone, same run) would take;
 - settling: with the tolerance rule (max|du/dt| < tol), the mean steps per phase and the angle
@@ -112,6 +114,13 @@ def part_ghost(sizes, dtype, repeats, steps):
         net = GhostNetwork(cfg)
         out[f"{mode}_step_s"] = median_time(lambda: net.step(x, y, lr=0.1), repeats,
                                             1 if mode == "dynamics" else 5)
+    # equilibrium with one down pass (eq_max_iter = 1): the first-order solution
+    cfg1 = ModelConfig(sizes=sizes, dtype=dtype, mode="equilibrium", beta=0.01, eq_max_iter=1)
+    net1 = GhostNetwork(cfg1)
+    out["equilibrium_1_step_s"] = median_time(lambda: net1.step(x, y, lr=0.1), repeats, 5)
+    for key, c in (("equilibrium_angle_deg", cfg1.replace(eq_max_iter=500)),
+                   ("equilibrium_1_angle_deg", cfg1)):
+        out[key] = max(r["angle_deg"] for r in gradcheck(c, batch=len(x))["layers"])
     # one dynamics phase against the bare BLAS calls of its shapes
     cfg = ModelConfig(sizes=sizes, dtype=dtype, settle="fixed", steps=steps)
     net = GhostNetwork(cfg)
@@ -154,7 +163,7 @@ def _status_kb(field: str) -> int:
     return 0
 
 
-def part_epoch(sizes, learner, mode, settle, repeats):
+def part_epoch(sizes, learner, mode, settle, repeats, eq_max_iter=500):
     """Seconds of one epoch's training loop (10,000 samples, batch 100, float32)."""
     import csv
     import dataclasses
@@ -166,7 +175,8 @@ def part_epoch(sizes, learner, mode, settle, repeats):
     data = load("fashion-mnist")
     base = TrainConfig()
     model = dataclasses.replace(base.model, sizes=list(sizes), dtype="float32", mode=mode,
-                                settle=settle, steps=50, tol=1e-3, beta=0.01)
+                                settle=settle, steps=50, tol=1e-3, beta=0.01,
+                                eq_max_iter=eq_max_iter)
     settings = dataclasses.replace(base.train, learner=learner, epochs=1, batch_size=100,
                                    train_size=10000, probe_size=0)
     times = []
@@ -211,8 +221,10 @@ def part_torch_epoch(sizes, repeats):
     return {"epoch_s": median_time(epoch, repeats, 1)}
 
 
-def part_memory(sizes, dtype, train_size):
-    """Peak RSS of one epoch of training, against the libraries' footprint and data + weights."""
+def part_memory(sizes, dtype, train_size, probe_size=0):
+    """Peak RSS of one epoch of training, against the libraries' footprint and data + weights.
+    With ``probe_size`` > 0 the run measures its angle to backprop each epoch, which needs torch
+    (imported here before the libraries are measured); without, torch is never imported."""
     import dataclasses
     import tempfile
 
@@ -220,21 +232,27 @@ def part_memory(sizes, dtype, train_size):
     from ghostnet.params import Params
     from ghostnet.training import TrainConfig, train
 
+    if probe_size:
+        import importlib
+
+        importlib.import_module("torch")
     libs = _status_kb("VmRSS")
     data = load("fashion-mnist")
     data_bytes = sum(a.nbytes for a in (data.x_train, data.y_train, data.x_test, data.y_test))
     cfg = TrainConfig()
     cfg = TrainConfig(dataclasses.replace(cfg.model, sizes=list(sizes), dtype=dtype, mode="equilibrium"),
                       dataclasses.replace(cfg.train, epochs=1, batch_size=100, train_size=train_size,
-                                          probe_size=100)).validate()
+                                          probe_size=probe_size)).validate()
     weights = Params.init(cfg.model)
     weight_bytes = sum(a.nbytes for k in ("W", "b", "B", "G", "c", "H") for a in getattr(weights, k))
     with tempfile.TemporaryDirectory() as tmp:
         train(cfg, tmp, data=data, progress=False)
     peak = _status_kb("VmHWM")
     return {"libs_mb": libs / 1024, "peak_mb": peak / 1024, "data_mb": data_bytes / 2**20,
-            "weights_mb": weight_bytes / 2**20,
-            "ratio_above_libs": (peak - libs) * 1024 / (data_bytes + weight_bytes)}
+            "weights_mb": weight_bytes / 2**20, "probe_size": probe_size,
+            "torch_loaded": "torch" in sys.modules,
+            "ratio_above_libs": (peak - libs) * 1024 / (data_bytes + weight_bytes),
+            "ratio_total": peak * 1024 / (data_bytes + weight_bytes)}
 
 
 def part_brian(sizes, batch, steps, repeats):
@@ -282,12 +300,16 @@ def main(argv=None) -> dict:
                 row["equilibrium_step_1thread_s"] = g1["equilibrium_step_s"]
             t = row["torch_step_s"]
             row["equilibrium_over_torch"] = row["equilibrium_step_s"] / t
+            row["equilibrium_1_over_torch"] = row["equilibrium_1_step_s"] / t
             row["dynamics_over_torch"] = row["dynamics_step_s"] / t
             row["blas_share"] = row["bare_blas_s"] / row["phase_s"]
             rows.append(row)
             ms = lambda s: 1e3 * s / 100  # ms per sample
             line = (f"{row['sizes']:>15} {dtype}: torch {ms(t):.4f} ms/sample | equilibrium "
-                    f"{ms(row['equilibrium_step_s']):.4f} (x{row['equilibrium_over_torch']:.2f}) | "
+                    f"{ms(row['equilibrium_step_s']):.4f} (x{row['equilibrium_over_torch']:.2f}, "
+                    f"{row['equilibrium_angle_deg']:.3f} deg), one down pass "
+                    f"{ms(row['equilibrium_1_step_s']):.4f} (x{row['equilibrium_1_over_torch']:.2f}, "
+                    f"{row['equilibrium_1_angle_deg']:.3f} deg) | "
                     f"dynamics {args.steps}+{args.steps} steps {ms(row['dynamics_step_s']):.4f} "
                     f"(x{row['dynamics_over_torch']:.1f}), BLAS share {100 * row['blas_share']:.0f}% | "
                     f"tol 1e-3: {row['tol0.001_steps']:.0f} steps/phase, "
@@ -303,14 +325,19 @@ def main(argv=None) -> dict:
             e = {"sizes": "-".join(map(str, sizes)), "dtype": "float32", "train_size": 10000}
             # target 1: torch loop and equilibrium epoch in alternating processes, 5 pairs, the
             # median of the pairs' ratios (the machine's speed drifts between minutes)
+            # (equilibrium_1: one down pass, eq_max_iter = 1, the first-order solution)
             pairs = []
             for _ in range(5):
                 t = run_part("torch_epoch", (sizes, 1))["epoch_s"]
                 g = run_part("epoch", (sizes, "ghost", "equilibrium", "fixed", 1))["epoch_s"]
-                pairs.append((t, g))
-            e["torch_loop_s"] = statistics.median(t for t, _ in pairs)
-            e["equilibrium_s"] = statistics.median(g for _, g in pairs)
-            e["equilibrium_over_torch_loop_pairs"] = [g / t for t, g in pairs]
+                g1 = run_part("epoch", (sizes, "ghost", "equilibrium", "fixed", 1, 1))["epoch_s"]
+                pairs.append((t, g, g1))
+            e["torch_loop_s"] = statistics.median(p[0] for p in pairs)
+            e["equilibrium_s"] = statistics.median(p[1] for p in pairs)
+            e["equilibrium_1_s"] = statistics.median(p[2] for p in pairs)
+            e["equilibrium_over_torch_loop_pairs"] = [g / t for t, g, _ in pairs]
+            e["equilibrium_1_over_torch_loop_pairs"] = [g1 / t for t, _, g1 in pairs]
+            e["equilibrium_1_over_torch_loop"] = statistics.median(e["equilibrium_1_over_torch_loop_pairs"])
             for name, learner, mode, settle in (("backprop", "backprop", "equilibrium", "fixed"),
                                                 ("dynamics_50", "ghost", "dynamics", "fixed"),
                                                 ("dynamics_tol", "ghost", "dynamics", "tol")):
@@ -326,20 +353,24 @@ def main(argv=None) -> dict:
                   f"torch loop, median of 5 alternating pairs "
                   f"{min(e['equilibrium_over_torch_loop_pairs']):.2f}-"
                   f"{max(e['equilibrium_over_torch_loop_pairs']):.2f}; "
-                  f"x{e['equilibrium_over_backprop']:.2f} learner) | "
+                  f"x{e['equilibrium_over_backprop']:.2f} learner) | equilibrium, one down pass "
+                  f"{e['equilibrium_1_s']:.2f} s (x{e['equilibrium_1_over_torch_loop']:.2f}) | "
                   f"dynamics 50 steps {e['dynamics_50_s']:.1f} s (x{e['dynamics_50_over_torch_loop']:.1f}) | "
                   f"dynamics tol 1e-3 {e['dynamics_tol_s']:.1f} s (x{e['dynamics_tol_over_torch_loop']:.1f})",
                   flush=True)
     memory = []
     if not args.quick:
         for sizes in ARCHS:
-            m = {"sizes": "-".join(map(str, sizes)), "dtype": "float32", "train_size": 10000}
-            m.update(run_part("memory", (sizes, "float32", 10000)))
-            memory.append(m)
-            print(f"memory {m['sizes']} float32, one epoch of 10,000 samples: peak {m['peak_mb']:.0f} MB "
-                  f"= libraries {m['libs_mb']:.0f} MB + {m['peak_mb'] - m['libs_mb']:.0f} MB for data "
-                  f"{m['data_mb']:.0f} MB and weights {m['weights_mb']:.1f} MB "
-                  f"(x{m['ratio_above_libs']:.2f} of data + weights)", flush=True)
+            for probe in (0, 100):
+                m = {"sizes": "-".join(map(str, sizes)), "dtype": "float32", "train_size": 10000}
+                m.update(run_part("memory", (sizes, "float32", 10000, probe)))
+                memory.append(m)
+                print(f"memory {m['sizes']} float32, one epoch of 10,000 samples, probe {probe} "
+                      f"(torch {'loaded' if m['torch_loaded'] else 'not loaded'}): peak "
+                      f"{m['peak_mb']:.0f} MB = libraries {m['libs_mb']:.0f} MB + "
+                      f"{m['peak_mb'] - m['libs_mb']:.0f} MB for data {m['data_mb']:.0f} MB and "
+                      f"weights {m['weights_mb']:.1f} MB (x{m['ratio_above_libs']:.2f} of data + "
+                      f"weights; x{m['ratio_total']:.2f} with the libraries)", flush=True)
     brian = None
     if not args.quick:
         brian = run_part("brian", ([784, 100, 10], 16, args.steps, repeats))

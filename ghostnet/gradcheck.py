@@ -9,7 +9,6 @@ import numpy as np
 from ghostnet.config import ModelConfig
 from ghostnet.metrics import layer_alignment
 from ghostnet.network import GhostNetwork
-from ghostnet.reference import backprop_gradients, feedback_alignment_gradients
 
 
 def random_batch(config: ModelConfig, batch: int, rng: np.random.Generator):
@@ -35,6 +34,8 @@ def gradcheck(config: ModelConfig, batch: int = 16, net: GhostNetwork | None = N
     x, y = random_batch(config, batch, rng)
     pair = net.phases(x, y)
     upd = net.update(pair)
+    from ghostnet.reference import backprop_gradients, feedback_alignment_gradients  # torch: lazily
+
     gW, gb, cost = backprop_gradients(config, net.params, x, y)
     bp = layer_alignment(upd, gW, gb)
     if config.feedback == "random":

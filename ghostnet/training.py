@@ -36,7 +36,6 @@ from ghostnet.metrics import layer_alignment
 from ghostnet.network import GhostNetwork
 from ghostnet.params import Params
 from ghostnet.plasticity import Update, sgd_step
-from ghostnet.reference import backprop_gradients, feedback_alignment_gradients
 
 LEARNERS = ("ghost", "backprop", "fa")
 METRIC_FIELDS = ["epoch", "train_acc", "train_cost", "val_acc", "test_acc", "test_cost", "seconds",
@@ -146,7 +145,10 @@ class Learner:
         m, learner = self.cfg.model, self.cfg.train.learner
         if learner == "ghost":
             return self.net.step(x, y, lrs).prediction
-        grads = backprop_gradients if learner == "backprop" else feedback_alignment_gradients
+        from ghostnet import reference  # torch, imported when a run needs it
+
+        grads = (reference.backprop_gradients if learner == "backprop"
+                 else reference.feedback_alignment_gradients)
         gW, gb, _ = grads(m, self.params, x, y)
         sgd_step(m, self.params, Update([-g for g in gW], [-g for g in gb], []), lrs)
         return None
@@ -287,6 +289,8 @@ class Trainer:
             y = one_hot(d.y_train[probe], d.n_classes, m.dtype)
             probe_net = GhostNetwork(m, learner.params.copy())  # no side effect on the run
             upd = probe_net.update(probe_net.phases(x, y))
+            from ghostnet.reference import backprop_gradients
+
             gW, gb, _ = backprop_gradients(m, learner.params, x, y)
             a = [r["angle_deg"] for r in layer_alignment(upd, gW, gb)]
             angles, mean = " ".join(f"{v:.4f}" for v in a), float(np.mean(a))

@@ -185,3 +185,32 @@ def test_equilibrium_hand_over_matches_recomputed_currents(mechanism, rng):
         for i in range(len(state.v)):
             assert np.abs(cur.ghost_rate[i] - ref.ghost_rate[i]).max() < 1e-12
     assert max(np.abs(e).max() for e in pair.nudged_currents.e) > 1e-4  # a real error signal
+
+
+def test_one_down_pass_is_the_first_order_error(rng):
+    """eq_max_iter = 1: the nudged phase is one pass from the top down at the free phase's
+    bottom-up inputs, so e_L = phi(u_L) - phi(a_L) with u_L = a_L + beta (y - phi(u_L)) and
+    e_l = phi(a_l + B_l e_{l+1}) - phi(a_l) (MODEL.md §3, property 2's recursion with a_l fixed),
+    computed here from the feedforward pass alone."""
+    from scipy.optimize import brentq
+
+    from ghostnet.transfer import phi
+
+    cfg = ModelConfig(sizes=[20, 30, 25, 15, 5], mode="equilibrium", beta=0.05, eq_max_iter=1)
+    net = GhostNetwork(cfg)
+    x, y = random_batch(cfg, 6, rng)
+    pair = net.phases(x, y)
+    assert pair.nudged_result.steps == 1
+    p = net.params
+    a, r = [], x
+    for W, b in zip(p.W, p.b):
+        a.append(r @ W.T + b)
+        r = phi(a[-1], "logistic")
+    uL = np.vectorize(lambda al, yl: brentq(
+        lambda u: u - al - cfg.beta * (yl - 1 / (1 + np.exp(-u))), al - 1, al + 1))(a[-1], y)
+    e = [None] * len(a)
+    e[-1] = phi(uL, "logistic") - phi(a[-1], "logistic")
+    for i in range(len(a) - 2, -1, -1):
+        e[i] = phi(a[i] + e[i + 1] @ p.B[i].T, "logistic") - phi(a[i], "logistic")
+    for mine, ref in zip(pair.nudged_currents.e, e):
+        assert np.abs(mine - ref).max() < 1e-12 * max(1.0, np.abs(ref).max()) + 1e-14
