@@ -7,12 +7,14 @@
 2. During pre-training of learned ghosts (from random ghost weights, on 512 fixed random inputs,
    batch 32, eta_g = eta_h = 0.2): the relative residual |t_l| / |B_l r_{l+1}| per layer against
    samples seen, and at --probes log-spaced points the angle of the update to backprop per layer
-   (beta = 0.01, baseline on, equilibrium mode, batch 16).
+   (beta = 0.01, baseline on, equilibrium mode, batch 16); twice from the same start: without
+   noise (MODEL.md §5 as written), and with exploration noise (--noise, std of a Gaussian current
+   into every pyramidal neuron) for the first half of the samples.
 
 Writes trajectory.csv (condition, step, time, layer, max_abs_t, residual) and pretraining.csv
-(samples, layer, residual, angle_deg; angle empty between probes).
+(noise, samples, layer, residual, angle_deg; angle empty between probes).
 
-    python experiments/cancellation.py [--pretrain 60000] [--probes 14] [--quick] [--out DIR]
+    python experiments/cancellation.py [--pretrain 60000] [--probes 14] [--noise 1.0] [--quick] [--out DIR]
 """
 from __future__ import annotations
 
@@ -48,6 +50,8 @@ def main(argv=None):
     ap.add_argument("--probes", type=int, default=14, help="angle probes, log-spaced in samples")
     ap.add_argument("--steps", type=int, default=100, help="free-phase steps recorded")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--noise", type=float, default=1.0,
+                    help="exploration noise of the second pre-training run (0: none)")
     ap.add_argument("--out", default="results/cancellation")
     ap.add_argument("--quick", action="store_true", help="2,000 samples, 40 steps")
     args = ap.parse_args(argv)
@@ -66,21 +70,34 @@ def main(argv=None):
     dyn = base.replace(mechanism="learned")
     traj += trajectory_rows("learned, before pre-training", GhostNetwork(dyn, learned.params), x, steps)
     inputs = np.random.default_rng(args.seed + 7919).uniform(0.0, 1.0, (512, SIZES[0]))
-    prng = np.random.default_rng(args.seed + 2)
-    pre, seen = [], 0
-    while True:
-        g = gradcheck(learned.config, batch=16, net=learned)
-        for row in g["layers"]:
-            pre.append({"samples": seen, "layer": row["layer"], "residual": row["cancel_residual"],
-                        "angle_deg": row["angle_deg"]})
-        if seen >= budget:
+    start = learned.params.copy()
+    pre = []
+    for noise in (0.0, args.noise):
+        # the same random ghosts, inputs and order; with noise (std `noise` into every pyramidal
+        # neuron, ghostnet.mechanisms.pretrain) for the first half of the budget
+        net = GhostNetwork(learned.config, start.copy())
+        prng = np.random.default_rng(args.seed + 2)
+        seen = 0
+        while True:
+            g = gradcheck(net.config, batch=16, net=net)
+            for row in g["layers"]:
+                pre.append({"noise": noise, "samples": seen, "layer": row["layer"],
+                            "residual": row["cancel_residual"], "angle_deg": row["angle_deg"]})
+            if seen >= budget:
+                break
+            chunk = min(next(p for p in probes + [budget] if p > seen), budget) - seen
+            noisy = max(0, min(chunk, budget // 2 - seen)) if noise > 0 else 0
+            out = pretrain(net, inputs, batch=32, tol=0.0, budget=chunk, rng=prng, progress=False,
+                           noise=noise if noisy else 0.0, noise_samples=noisy)
+            for n, res in zip(out["history"]["samples"], out["history"]["residual"]):
+                for i, r in enumerate(res):
+                    pre.append({"noise": noise, "samples": seen + n, "layer": i + 1, "residual": r,
+                                "angle_deg": None})
+            seen += out["samples"]
+        if noise == 0:
+            learned = net
+        if args.noise <= 0:
             break
-        chunk = min(next(p for p in probes + [budget] if p > seen), budget) - seen
-        out = pretrain(learned, inputs, batch=32, tol=0.0, budget=chunk, rng=prng, progress=False)
-        for n, res in zip(out["history"]["samples"], out["history"]["residual"]):
-            for i, r in enumerate(res):
-                pre.append({"samples": seen + n, "layer": i + 1, "residual": r, "angle_deg": None})
-        seen += out["samples"]
     traj += trajectory_rows("learned, after pre-training", GhostNetwork(dyn, learned.params), x, steps)
 
     out_dir = Path(args.out)
@@ -91,10 +108,13 @@ def main(argv=None):
         end = [r["residual"] for r in traj if r["condition"] == cond and r["step"] == steps]
         print(f"{cond}: max |t_l| along the free phase {m:.2e}; residual at the end "
               + " ".join(f"{v:.3g}" for v in end))
-    last = [r for r in pre if r["samples"] == seen and r["angle_deg"] is not None]
-    print(f"after {seen} pre-training samples: residual " + " ".join(
-        f"{r['residual']:.3f}" for r in last if r["residual"] is not None) + "; angle to backprop "
-        + " ".join(f"{r['angle_deg']:.2f}" for r in last) + f" deg\nwrote {out_dir}/trajectory.csv, pretraining.csv")
+    for noise in dict.fromkeys(r["noise"] for r in pre):
+        last = [r for r in pre if r["noise"] == noise and r["samples"] == budget
+                and r["angle_deg"] is not None]
+        print(f"after {budget} pre-training samples (noise {noise:g}): residual " + " ".join(
+            f"{r['residual']:.3f}" for r in last if r["residual"] is not None)
+            + "; angle to backprop " + " ".join(f"{r['angle_deg']:.2f}" for r in last) + " deg")
+    print(f"wrote {out_dir}/trajectory.csv, pretraining.csv")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ FIGURES = {
         "E1/E4: free-phase top-down input along the trajectory for copy ghosts (zero for tau_g = "
         "tau) and learned ghosts; cancellation residual and angle to backprop during pre-training.",
         [("cancellation/trajectory.csv", ("condition", "time", "layer", "max_abs_t")),
-         ("cancellation/pretraining.csv", ("samples", "layer", "residual", "angle_deg"))],
+         ("cancellation/pretraining.csv", ("noise", "samples", "layer", "residual", "angle_deg"))],
         "python experiments/cancellation.py",
     ),
     "gradients_beta": (
@@ -216,24 +216,34 @@ def draw_cancellation(plt, tables):
     ax.set_ylabel("max$_{l,i}\\,|t_l|$ (floor $10^{-17}$)")
     ax.set_title("a: top-down input without target")
     ax.legend(frameon=False, fontsize=5)
+    # solid: pre-training as MODEL.md §5 has it; dashed: with exploration noise (first half;
+    # the residual of noisy phases includes the noise)
+    style = {0.0: "-"}
+    for noise in sorted({float(r["noise"]) for r in pre}):
+        style.setdefault(noise, "--")
     hist = [r for r in pre if not (isinstance(r["residual"], float) and math.isnan(r["residual"]))]
-    for (layer,), rows in _group(hist, "layer").items():
+    for (noise, layer), rows in _group(hist, "noise", "layer").items():
         rows = sorted(rows, key=lambda r: r["samples"])
         n = np.array([r["samples"] for r in rows])
         res = np.array([r["residual"] for r in rows])
         w = min(5, len(res))
         smooth = np.convolve(res, np.ones(w) / w, mode="valid")
-        axes[1].semilogy(n[w - 1:], smooth, label=f"layer {int(layer)}")
+        axes[1].semilogy(n[w - 1:], smooth, style[float(noise)], color=f"C{int(layer) - 1}",
+                         label=f"layer {int(layer)}" if float(noise) == 0 else None)
     axes[1].set_xlabel("pre-training samples")
     axes[1].set_ylabel("residual $|t_l| / |B_l r_{l+1}|$")
     axes[1].set_title("b: learned ghosts, pre-training")
-    axes[1].legend(frameon=False)
+    if len(style) > 1:
+        axes[1].plot([], [], "k--", label=f"noise {max(style):g}, first half")
+    axes[1].legend(frameon=False, fontsize=5)
     probes = [r for r in pre if not (isinstance(r["angle_deg"], float) and math.isnan(r["angle_deg"]))]
     top = max(int(r["layer"]) for r in probes)
-    for (layer,), rows in _group(probes, "layer").items():
+    for (noise, layer), rows in _group(probes, "noise", "layer").items():
         rows = sorted(rows, key=lambda r: r["samples"])
-        axes[2].semilogy([r["samples"] for r in rows], [r["angle_deg"] for r in rows], marker=".",
-                         label="output" if int(layer) == top else f"layer {int(layer)}")
+        label = "output" if int(layer) == top else f"layer {int(layer)}"
+        axes[2].semilogy([r["samples"] for r in rows], [r["angle_deg"] for r in rows], style[float(noise)],
+                         marker=".", color=f"C{int(layer) - 1}",
+                         label=label if float(noise) == 0 else None)
     axes[2].set_xlabel("pre-training samples")
     axes[2].set_ylabel("angle to backprop (deg)")
     axes[2].set_title("c: update vs backprop ($\\beta$ = 0.01)")
