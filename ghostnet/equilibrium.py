@@ -114,7 +114,12 @@ def settle(
             v[i][...] = r[i] @ G[i].T + c[i]
 
     given = keep is not None and keep.get("a") is not None
-    r = list(keep["r"]) if given and keep.get("r") is not None else [phi(ui, name) for ui in u]
+    if given and keep.get("r") is not None:
+        r = list(keep["r"])
+    elif y is None and not given:
+        r = [None] * L  # set by the feedforward start below
+    else:
+        r = [phi(ui, name) for ui in u]
     t = [np.zeros_like(ui) for ui in u]
     g = [None] * (L - 1)  # the ghosts' rates phi(v), as the last down pass used them
     if given:
