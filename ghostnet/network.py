@@ -25,6 +25,11 @@ from ghostnet.plasticity import Update, end_of_phase, scale, sgd_step
 from ghostnet.transfer import phi
 
 
+def _handed(keep: dict | None) -> dict:
+    """What an equilibrium phase handed over, as :func:`currents` takes it (nothing otherwise)."""
+    return {} if keep is None else {"t": keep["t"], "r": keep["r"], "g": keep["g"]}
+
+
 @dataclass
 class PhasePair:
     """Outcome of a free and a nudged phase on one batch."""
@@ -75,13 +80,15 @@ class GhostNetwork:
     def free_phase(
         self, x: np.ndarray, state: State | None = None, record: Recording | None = None,
         on_step=None, n_steps: int | None = None, drive: np.ndarray | None = None,
+        keep: dict | None = None,
     ) -> tuple[State, PhaseResult]:
         """Free phase (no target) from ``state`` (default: all potentials zero, so ghosts and their
-        partners start matched, MODEL.md §3). Returns the final state and what the phase did."""
+        partners start matched, MODEL.md §3). Returns the final state and what the phase did.
+        ``keep``: equilibrium mode's hand-over dict (:func:`ghostnet.equilibrium.settle`)."""
         x, _ = self._inputs(x)
         state = State.zeros(self.config, x.shape[0]) if state is None else state
         if self.config.mode == "equilibrium":
-            res = equilibrium.settle(self.config, self.params, state, x, drive=drive)
+            res = equilibrium.settle(self.config, self.params, state, x, drive=drive, keep=keep)
         else:
             if drive is None or on_step is not None:
                 drive = self.integrator.drive(self.params, x)
@@ -92,16 +99,17 @@ class GhostNetwork:
     def nudged_phase(
         self, state: State, x: np.ndarray, y: np.ndarray, beta: float | None = None,
         record: Recording | None = None, on_step=None, n_steps: int | None = None,
-        drive: np.ndarray | None = None,
+        drive: np.ndarray | None = None, keep: dict | None = None,
     ) -> PhaseResult:
         """Nudged phase in place on ``state``: the target ``y`` drives the output with ``beta``.
-        Ghosts of mechanism 'replicate' hold their last output (MODEL.md §5)."""
+        Ghosts of mechanism 'replicate' hold their last output (MODEL.md §5). ``keep``:
+        equilibrium mode's hand-over dict (:func:`ghostnet.equilibrium.settle`)."""
         x, y = self._inputs(x, y)
         beta = self.config.beta if beta is None else beta
         hold = self.config.mechanism == "replicate"
         if self.config.mode == "equilibrium":
             return equilibrium.settle(self.config, self.params, state, x, y, beta, hold_ghosts=hold,
-                                      drive=drive)
+                                      drive=drive, keep=keep)
         if drive is None or on_step is not None:
             drive = self.integrator.drive(self.params, x)
         return self.integrator.run(self.params, state, drive, y, beta, hold_ghosts=hold,
@@ -114,26 +122,15 @@ class GhostNetwork:
         beta = self.config.beta if beta is None else beta
         drive = self.integrator.drive(self.params, x)  # W_1 x + b_1: once per presentation
         cfg, p = self.config, self.params
-        if cfg.mode == "equilibrium":
-            # the solver hands over what it computed: the free phase's bottom-up inputs start
-            # the nudged phase, and each phase's top-down inputs give its local errors
-            free = State.zeros(cfg, x.shape[0])
-            kf: dict = {}
-            fres = equilibrium.settle(cfg, p, free, x, drive=drive, keep=kf)
-            fcur = currents(cfg, p, free, None, 0.0, drive=drive, t=kf["t"], r=kf["r"],
-                            g=kf["g"])
-            nudged = free.copy()
-            kn = {"a": kf["a"], "r": kf["r"]}
-            nres = equilibrium.settle(cfg, p, nudged, x, y, beta, drive=drive, keep=kn,
-                                      hold_ghosts=cfg.mechanism == "replicate")
-            ncur = currents(cfg, p, nudged, y, beta, drive=drive, t=kn["t"], r=kn["r"],
-                            g=kn["g"])
-            return PhasePair(x, y, beta, free, nudged, fres, nres, fcur, ncur)
-        free, fres = self.free_phase(x, record=record, drive=drive)
-        fcur = currents(cfg, p, free, None, 0.0, drive=drive)
+        # equilibrium mode: the solver hands over what it computed (the free phase's bottom-up
+        # inputs start the nudged phase; rates, ghost rates and top-down inputs give the errors)
+        kf = {} if cfg.mode == "equilibrium" else None
+        free, fres = self.free_phase(x, record=record, drive=drive, keep=kf)
+        fcur = currents(cfg, p, free, None, 0.0, drive=drive, **_handed(kf))
         nudged = free.copy()
-        nres = self.nudged_phase(nudged, x, y, beta, record=record, drive=drive)
-        ncur = currents(cfg, p, nudged, y, beta, drive=drive)
+        kn = None if kf is None else {"a": kf["a"], "r": kf["r"]}
+        nres = self.nudged_phase(nudged, x, y, beta, record=record, drive=drive, keep=kn)
+        ncur = currents(cfg, p, nudged, y, beta, drive=drive, **_handed(kn))
         return PhasePair(x, y, beta, free, nudged, fres, nres, fcur, ncur)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
