@@ -18,7 +18,9 @@ phase), and every pyramidal potential equals its input: ``u_i = a_i + t_i``, the
   = 0.01 a down-up pair gains about 3.5 digits (784-500-500-10: the error's relative accuracy
   3e-4, 1e-7, 5e-11 after 1, 2, 3 down passes), against about 2 for plain Gauss-Seidel sweeps;
   when a pair contracts by less than 4x (strong coupling: large beta, tanh) the up pass stops
-  moving the potentials, which is plain Gauss-Seidel, the faster of the two there.
+  moving the potentials, which is plain Gauss-Seidel, the faster of the two there; when even that
+  stops contracting for 5 passes (a unit oscillating between two values), the down pass is
+  under-relaxed, u <- u + omega (u_new - u), omega halved each time down to 1/8.
   The passes stop when the last down pass's change, or the distance to the fixed point estimated
   from the last two as ``rho / (1 - rho) * change`` (``rho`` = change / previous change, the
   contraction factor; a bound for a contraction), falls below ``max(eq_tol, 10 eps max(1,
@@ -146,9 +148,12 @@ def settle(
     prev = 0.0  # the previous down pass's change
     change = np.inf
     propagate = True
+    omega, stalled = 1.0, 0  # under-relaxation of the down pass, when it stops contracting
     for it in range(1, config.eq_max_iter + 1):
         # down pass: the error enters at the top and travels to the bottom (B products)
         new = output(a[-1])
+        if omega < 1.0:
+            new = u[-1] + omega * (new - u[-1])
         change = float(np.max(np.abs(new - u[-1])))
         u[-1][...] = new
         r[-1] = phi(u[-1], name)
@@ -161,6 +166,8 @@ def settle(
             else:
                 t[i] = r[i + 1] @ B[i].T - g[i] @ H[i].T
             new = with_noise(i, a[i]) + t[i]
+            if omega < 1.0:
+                new = u[i] + omega * (new - u[i])
             change = max(change, float(np.max(np.abs(new - u[i]))))
             u[i][...] = new
             r[i] = phi(u[i], name)
@@ -178,6 +185,12 @@ def settle(
             return _done(keep, a, t, u, r, g, it, True, change)
         if it > 1 and rho > 0.25:
             propagate = False  # strong coupling: plain Gauss-Seidel contracts faster
+        if not propagate and rho > 0.95:
+            stalled += 1
+            if stalled >= 5 and omega > 0.125:  # no contraction (an oscillating unit): damp
+                omega, stalled = omega / 2, 0
+        else:
+            stalled = 0
         prev = change
         if it == config.eq_max_iter:
             break
