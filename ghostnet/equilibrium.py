@@ -115,27 +115,22 @@ def settle(
         elif mech == "learned":
             v[i][...] = r[i] @ G[i].T + c[i]
 
-    given = keep is not None and keep.get("a") is not None
-    if given and keep.get("r") is not None:
-        r = list(keep["r"])
-    elif y is None and not given:
-        r = [None] * L  # set by the feedforward start below
-    else:
-        r = [phi(ui, name) for ui in u]
     t = [np.zeros_like(ui) for ui in u]
     g = [None] * (L - 1)  # the ghosts' rates phi(v), as the last down pass used them
-    if given:
+    a = [drive0] + [None] * (L - 1)
+    if keep is not None and keep.get("a") is not None:  # handed over by the free phase
         a = [np.asarray(ai, dtype=dtype) for ai in keep["a"]]
-    else:
-        a = [drive0] + [None] * (L - 1)
-    if y is None and not given:
+        r = list(keep["r"]) if keep.get("r") is not None else [phi(ui, name) for ui in u]
+    elif y is None:
         # free phase: start from the feedforward pass (t = 0), the exact answer for copy ghosts
+        r = [None] * L
         for i in range(L):
             if i:
                 a[i] = r[i - 1] @ W[i].T + b[i]
             u[i][...] = output(a[i]) if i == L - 1 else with_noise(i, a[i])
             r[i] = phi(u[i], name)
-    elif not given:  # the bottom-up inputs of the state's own rates
+    else:  # the bottom-up inputs of the state's own rates
+        r = [phi(ui, name) for ui in u]
         for i in range(1, L):
             a[i] = r[i - 1] @ W[i].T + b[i]
     if not hold_ghosts:
