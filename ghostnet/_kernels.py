@@ -62,6 +62,40 @@ TRANSFER_CODES = {"logistic": 0, "tanh": 1, "softplus": 2, "relu": 3}
 
 
 @numba.njit(inline="always", cache=True)
+def phi_dphi(code, x):
+    """``(phi(x), phi'(x))`` for transfer ``code`` (ReLU's derivative at 0 taken as 0)."""
+    if code == 0:
+        s = logistic(x)
+        return s, s * (1.0 - s)
+    if code == 1:
+        t = tanh(x)
+        return t, 1.0 - t * t
+    if code == 2:
+        return softplus(x), logistic(x)
+    return relu(x), 1.0 if x > 0.0 else 0.0
+
+
+@numba.njit(cache=True)
+def solve_output(code, a, u, y, beta, eps, max_iter):
+    """The output's fixed-point equation ``u = a + beta (y - phi(u))``, element-wise by Newton's
+    method from ``u`` (in place; 2-D arrays of one shape, any strides): ``f(u) = u - a - beta
+    (y - phi(u))`` is increasing for beta >= 0 (``f' = 1 + beta phi' >= 1``). Each element stops
+    when its step is at most ``eps (1 + |u|)``; computed in float64."""
+    for i in range(u.shape[0]):
+        for j in range(u.shape[1]):
+            x = float(u[i, j])
+            ai = float(a[i, j])
+            yi = float(y[i, j])
+            for _ in range(max_iter):
+                p, dp = phi_dphi(code, x)
+                step = (x - ai - beta * (yi - p)) / (1.0 + beta * dp)
+                x -= step
+                if abs(step) <= eps * (1.0 + abs(x)):
+                    break
+            u[i, j] = x
+
+
+@numba.njit(inline="always", cache=True)
 def phi_row(code, src, dst):
     """``dst[j] = phi(src[j])`` for a row; one branch per row, so each loop is branch-free.
     (A compiled function passed as an argument would also specialise, but its type is not

@@ -13,6 +13,7 @@ from numba import typed
 
 from ghostnet import _kernels as K
 from ghostnet.config import ModelConfig
+from ghostnet.linalg import affine
 from ghostnet.params import Params
 from ghostnet.transfer import phi, phi_into
 
@@ -173,7 +174,7 @@ class Integrator:
 
     def drive(self, params: Params, x: np.ndarray) -> np.ndarray:
         """Input drive ``W_1 x + b_1`` (batch x n_1), computed once per presentation."""
-        return np.ascontiguousarray(x @ params.W[0].T + params.b[0])
+        return affine(np.asarray(x), params.W[0], params.b[0])  # C-contiguous
 
     def run(
         self,
@@ -363,7 +364,7 @@ def currents(
     config: ModelConfig, params: Params, state: State, y: np.ndarray | None = None,
     beta: float = 0.0, x: np.ndarray | None = None, drive: np.ndarray | None = None,
     t: list[np.ndarray] | None = None, r: list[np.ndarray] | None = None,
-    g: list[np.ndarray] | None = None,
+    g: list[np.ndarray] | None = None, e: list[np.ndarray] | None = None,
 ) -> Currents:
     """Rates, top-down inputs and local errors of a state, in numpy (MODEL.md §1-§4).
 
@@ -374,7 +375,8 @@ def currents(
     (MODEL.md §4). ``drive`` (``W_1 x + b_1``) or ``x`` serve the lazily computed ``a[0]``.
     ``t``, ``r``, ``g``: the top-down inputs (output: nudging input), the rates and the ghosts'
     rates if already known, as the equilibrium solver leaves them at its fixed point
-    (:func:`ghostnet.equilibrium.settle`, ``keep``).
+    (:func:`ghostnet.equilibrium.settle`, ``keep``); ``e``, the errors, if the solver has them
+    (with ``t``).
     """
     name = config.transfer
     L = len(state.u)
@@ -383,9 +385,12 @@ def currents(
     if t is not None:
         if len(t) != L:
             raise ValueError(f"t needs one array per layer ({L}), got {len(t)}")
-        e = [r[i] - phi(state.u[i] - t[i], name) if t[i].any() else np.zeros_like(r[i])
-             for i in range(L)]
-        return Currents(r, list(t), e, g, params, drive, x)
+        if e is None:
+            e = [r[i] - phi(state.u[i] - t[i], name) if t[i].any() else np.zeros_like(r[i])
+                 for i in range(L)]
+        elif len(e) != L:
+            raise ValueError(f"e needs one array per layer ({L}), got {len(e)}")
+        return Currents(r, list(t), list(e), g, params, drive, x)
     if config.mechanism == "learned":
         t = [r[i + 1] @ params.B[i].T - g[i] @ params.H[i].T for i in range(L - 1)]
     else:  # H = B: one product, skipped where the ghosts cancel exactly (copy, free phase)

@@ -27,7 +27,9 @@ from ghostnet.transfer import phi
 
 def _handed(keep: dict | None) -> dict:
     """What an equilibrium phase handed over, as :func:`currents` takes it (nothing otherwise)."""
-    return {} if keep is None else {"t": keep["t"], "r": keep["r"], "g": keep["g"]}
+    if keep is None:
+        return {}
+    return {k: keep[k] for k in ("t", "r", "g", "e") if keep.get(k) is not None}
 
 
 @dataclass

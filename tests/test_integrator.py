@@ -165,8 +165,9 @@ def test_numpy_rates_path_matches_the_fused_kernel(mechanism, transfer, rng):
 
 @pytest.mark.parametrize("mechanism", ["copy", "learned", "replicate"])
 def test_equilibrium_hand_over_matches_recomputed_currents(mechanism, rng):
-    """In equilibrium mode `phases` takes the top-down inputs, rates and ghost rates from the
-    solver instead of recomputing them; at the fixed point they agree with `currents` computed
+    """In equilibrium mode `phases` takes the top-down inputs, rates and ghost rates (and, for copy
+    ghosts, the errors: the last down pass's r - phi(v)) from the solver instead of recomputing
+    them; at the fixed point they agree with `currents` computed
     from the state alone (r = phi(u), t = B r - H phi(v), e = phi(u) - phi(u - t)), to the
     solver's tolerance (t, e) or exactly (the rates of the returned state)."""
     cfg = ModelConfig(sizes=[20, 30, 25, 15, 5], mode="equilibrium", beta=0.05,
@@ -228,3 +229,28 @@ def test_equilibrium_converges_where_gauss_seidel_oscillates():
     a, b = eq.phases(x, y), dyn.phases(x, y)
     assert a.nudged_result.converged and b.nudged_result.converged
     assert _maxdiff(a.nudged, b.nudged) < 1e-8
+
+
+@pytest.mark.parametrize("transfer", ["logistic", "tanh", "softplus", "relu"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_output_equation_newton_matches_brentq(transfer, dtype, rng):
+    """The nudged output's scalar equation u = a + beta (y - phi(u)), solved element-wise by the
+    Newton kernel from a cold start, against scipy's brentq on each element, small to large beta."""
+    from scipy.optimize import brentq
+
+    from ghostnet.equilibrium import _solve_output
+    from ghostnet.transfer import phi
+
+    for beta in (1e-3, 1.0, 20.0):
+        a = rng.normal(0, 3, size=(7, 4)).astype(dtype)
+        y = rng.uniform(0, 1, size=(7, 4)).astype(dtype)
+        u = _solve_output(a, np.zeros_like(a), y, beta, transfer)
+        assert u.dtype == np.dtype(dtype)
+
+        def root(al, yl):
+            f = lambda s: s - al - beta * (yl - float(phi(np.array(s), transfer)))  # noqa: E731
+            return brentq(f, al - 25 * (1 + beta), al + 25 * (1 + beta), xtol=1e-14)
+
+        ref = np.vectorize(root)(a.astype(float), y.astype(float))
+        tol = 1e-12 if dtype == "float64" else 4e-6
+        assert np.abs(u - ref).max() <= tol * max(1.0, np.abs(ref).max())
