@@ -61,6 +61,15 @@ def relu(x):
 TRANSFER_CODES = {"logistic": 0, "tanh": 1, "softplus": 2, "relu": 3}
 
 
+@numba.njit(cache=True)
+def axpy(y, a, x):
+    """``y += a x`` in place for 2-D arrays of one shape (one pass; numpy's ``y += a * x`` makes
+    a temporary and takes two: 33 against 64 us for 500 x 784 float32)."""
+    for i in range(y.shape[0]):
+        for j in range(y.shape[1]):
+            y[i, j] += a * x[i, j]
+
+
 @numba.njit(inline="always", cache=True)
 def phi_dphi(code, x):
     """``(phi(x), phi'(x))`` for transfer ``code`` (ReLU's derivative at 0 taken as 0)."""

@@ -72,7 +72,9 @@ def settle(
     pyramidal neuron's input (the exploration noise of ghost pre-training,
     :func:`ghostnet.mechanisms.pretrain`); the ghosts receive none. ``keep``, a dict: if it holds
     ``"a"`` (the bottom-up inputs ``a_l`` of the state's rates, as the free phase leaves them)
-    and ``"r"`` (the rates), they are not recomputed; on return it holds ``"a"``, ``"r"``,
+    and ``"r"`` (the rates), they are not recomputed, nor, with ``"g"`` (the ghosts' rates
+    phi(v)), the first pass's ghost rates where the ghosts' input does not change (copy ghosts,
+    whose input is ``a_{l+1}``; held ghosts); on return it holds ``"a"``, ``"r"``,
     ``"g"`` (the ghosts' rates phi(v)) and ``"t"`` (per layer the top-down input, for the output
     the nudging input: ``u = a + noise + t``) of the fixed point, and, where the solver has them,
     ``"e"``, the local errors ``phi(u) - phi(u - t)`` (MODEL.md §4): zero in the feedforward
@@ -127,9 +129,12 @@ def settle(
     # copy ghosts without noise: the last down pass's r_{i+1} - phi(v_i) are the errors e_{i+1}
     e = [None] * L if mech == "copy" and noise is None and not hold_ghosts else None
     a = [drive0] + [None] * (L - 1)
+    g_start = None  # the ghosts' rates at the start, where they are known and stay valid
     if keep is not None and keep.get("a") is not None:  # handed over by the free phase
         a = [np.asarray(ai, dtype=dtype) for ai in keep["a"]]
         r = list(keep["r"]) if keep.get("r") is not None else [phi(ui, name) for ui in u]
+        if keep.get("g") is not None and (mech == "copy" or hold_ghosts):
+            g_start = list(keep["g"])  # phi(a_{l+1}) (copy), phi(v) of held ghosts
     elif y is None:
         # free phase: start from the feedforward pass (t = 0), the exact answer for copy ghosts
         r = [None] * L
@@ -153,18 +158,22 @@ def settle(
     change = np.inf
     propagate = True
     omega, stalled = 1.0, 0  # under-relaxation of the down pass, when it stops contracting
+    top_solved = None  # the a_L the up pass solved the output for (no need to solve it again)
     for it in range(1, config.eq_max_iter + 1):
         # down pass: the error enters at the top and travels to the bottom (B products)
-        new = output(a[-1])
-        if omega < 1.0:
-            new = u[-1] + omega * (new - u[-1])
-        change = float(np.max(np.abs(new - u[-1])))
-        u[-1][...] = new
-        r[-1] = phi(u[-1], name)
+        if top_solved is a[-1] and omega == 1.0:
+            change = 0.0  # u_L, r_L are the up pass's solution for this a_L
+        else:
+            new = output(a[-1])
+            if omega < 1.0:
+                new = u[-1] + omega * (new - u[-1])
+            change = float(np.max(np.abs(new - u[-1])))
+            u[-1][...] = new
+            r[-1] = phi(u[-1], name)
         for i in range(L - 2, -1, -1):
             if mech == "replicate" and not hold_ghosts:
                 v[i][...] = u[i + 1]
-            g[i] = phi(v[i], name)
+            g[i] = g_start[i] if it == 1 and g_start is not None else phi(v[i], name)
             if mech in ("copy", "replicate"):  # H = B: one product
                 d = r[i + 1] - g[i]
                 t[i] = affine(d, B[i])
@@ -213,6 +222,8 @@ def settle(
             if propagate:
                 u[i][...] = output(a[i]) if i == L - 1 else with_noise(i, a[i]) + t[i]
                 r[i] = phi(u[i], name)
+                if i == L - 1:
+                    top_solved = a[i]
                 if mech == "replicate" and not hold_ghosts:
                     v[i - 1][...] = u[i]
     return _done(keep, a, t, u, r, g, e if omega == 1.0 else None, config.eq_max_iter, False,

@@ -60,6 +60,7 @@ class GhostNetwork:
         self.config = config
         self.params = Params.init(config) if params is None else params
         self.params.check(config)
+        self.params.tie(config)  # copies share their source's array; learned ones own theirs
         self.integrator = Integrator(config)
 
     # ---- inputs -----------------------------------------------------------------------------
@@ -130,7 +131,7 @@ class GhostNetwork:
         free, fres = self.free_phase(x, record=record, drive=drive, keep=kf)
         fcur = currents(cfg, p, free, None, 0.0, drive=drive, **_handed(kf))
         nudged = free.copy()
-        kn = None if kf is None else {"a": kf["a"], "r": kf["r"]}
+        kn = None if kf is None else {"a": kf["a"], "r": kf["r"], "g": kf["g"]}
         nres = self.nudged_phase(nudged, x, y, beta, record=record, drive=drive, keep=kn)
         ncur = currents(cfg, p, nudged, y, beta, drive=drive, **_handed(kn))
         return PhasePair(x, y, beta, free, nudged, fres, nres, fcur, ncur)

@@ -66,10 +66,46 @@ class Params:
             G = [W[i + 1].copy() for i in range(L - 1)]
             c = [b[i + 1].copy() for i in range(L - 1)]
             H = [B[i].copy() for i in range(L - 1)]
-        return cls(W, b, B, G, c, H)
+        return cls(W, b, B, G, c, H).tie(config)
 
     def copy(self) -> "Params":
-        return Params(*[[a.copy() for a in getattr(self, k)] for k in NAMES])
+        """Independent copies of the arrays; arrays shared within ``self`` (:meth:`tie`) stay
+        shared within the copy."""
+        memo: dict[int, np.ndarray] = {}
+
+        def dup(a):
+            if id(a) not in memo:
+                memo[id(a)] = a.copy()
+            return memo[id(a)]
+
+        return Params(*[[dup(a) for a in getattr(self, k)] for k in NAMES])
+
+    def tie(self, config: ModelConfig) -> "Params":
+        """Make the parameters that the configuration defines as copies of others the same arrays
+        (MODEL.md §5): mechanism copy ``G_l`` is ``W_{l+1}``, ``c_l`` is ``b_{l+1}`` and ``H_l`` is
+        ``B_l``; replicate ``H_l`` is ``B_l``. Then an update moves both at once and :meth:`sync`
+        has nothing to copy (784-500-500-10: two 1 MB copies a training step). A tie is made only
+        where the values already agree (a file written by :meth:`save` after :meth:`sync`), and
+        undone, by copying, where the configuration lets the two differ (mechanism learned), so
+        that learning one never moves the other. Returns ``self``."""
+        L = len(self.W)
+        pairs = []  # (list, index, source) that the configuration ties
+        if config.mechanism == "copy":
+            pairs += [(self.G, i, self.W[i + 1]) for i in range(L - 1)]
+            pairs += [(self.c, i, self.b[i + 1]) for i in range(L - 1)]
+        if config.mechanism in ("copy", "replicate"):
+            pairs += [(self.H, i, self.B[i]) for i in range(L - 1)]
+        tied = {(id(lst), i) for lst, i, _ in pairs}
+        for lst, i, src in pairs:
+            if lst[i] is not src and lst[i].shape == src.shape and lst[i].dtype == src.dtype \
+                    and np.array_equal(lst[i], src):
+                lst[i] = src
+        own = [a for k in ("W", "b", "B") for a in getattr(self, k)]
+        for lst in (self.G, self.c, self.H):
+            for i, a in enumerate(lst):
+                if (id(lst), i) not in tied and any(np.may_share_memory(a, o) for o in own):
+                    lst[i] = a.copy()
+        return self
 
     def sync(self, config: ModelConfig) -> None:
         """Keep the derived weights in step after an update (MODEL.md §5 copy, §6 symmetric).
@@ -78,14 +114,16 @@ class Params:
         ``c_l <- b_{l+1}``, ``H_l <- B_l``. Replicate uses ``H_l = B_l`` (its ghosts copy activity).
         """
         L = len(self.W)
-        for i in range(L - 1):
+        for i in range(L - 1):  # tied arrays (see tie) need no copy
             if config.feedback == "symmetric":
                 self.B[i][...] = self.W[i + 1].T
-            if config.mechanism in ("copy", "replicate"):
+            if config.mechanism in ("copy", "replicate") and self.H[i] is not self.B[i]:
                 self.H[i][...] = self.B[i]
             if config.mechanism == "copy":
-                self.G[i][...] = self.W[i + 1]
-                self.c[i][...] = self.b[i + 1]
+                if self.G[i] is not self.W[i + 1]:
+                    self.G[i][...] = self.W[i + 1]
+                if self.c[i] is not self.b[i + 1]:
+                    self.c[i][...] = self.b[i + 1]
 
     def check(self, config: ModelConfig) -> None:
         """Raise ``ValueError`` unless the shapes and dtypes match ``config``."""

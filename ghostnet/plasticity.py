@@ -75,10 +75,20 @@ def sgd_step(config: ModelConfig, params: Params, update: Update, lr: float | li
     for i in range(L):
         if wd:
             params.W[i] *= 1.0 - lrs[i] * wd
-        params.W[i] += lrs[i] * update.dW[i].astype(params.W[i].dtype, copy=False)
+        _add_scaled(params.W[i], lrs[i], update.dW[i])
         params.b[i] += lrs[i] * update.db[i].astype(params.b[i].dtype, copy=False)
     for i, dB in enumerate(update.dB):  # Kolen-Pollack: the transpose of W_{i+2}'s update (§6)
         if wd:
             params.B[i] *= 1.0 - lrs[i + 1] * wd
         params.B[i] += lrs[i + 1] * dB.astype(params.B[i].dtype, copy=False)
     params.sync(config)
+
+
+def _add_scaled(y: np.ndarray, a: float, x: np.ndarray) -> None:
+    """``y += a x`` in place: one pass by the Numba kernel where both are 2-D of one dtype."""
+    if x.ndim == 2 and x.shape == y.shape and x.dtype == y.dtype:
+        from ghostnet._kernels import axpy
+
+        axpy(y, float(a), x)
+    else:
+        y += a * x.astype(y.dtype, copy=False)

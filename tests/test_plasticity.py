@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ghostnet import GhostNetwork, ModelConfig, angle_deg, random_batch
+from ghostnet import GhostNetwork, ModelConfig, Params, angle_deg, random_batch
 from ghostnet.reference import backprop_gradients
 
 SIZES = [20, 30, 25, 5]
@@ -88,3 +88,60 @@ def test_beta_zero_cannot_learn(rng):
     x, y = random_batch(cfg, 4, rng)
     with pytest.raises(ValueError, match="beta > 0"):
         net.update(net.phases(x, y))
+
+
+def test_copies_share_their_source_arrays_only_where_the_mechanism_says(tmp_path, rng):
+    """Params.tie: mechanism copy makes G_l, c_l, H_l the very arrays W_{l+1}, b_{l+1}, B_l
+    (MODEL.md §5: a copy), replicate only H_l; Params.copy keeps the ties inside the copy and
+    shares nothing with the original; a loaded file is tied again by GhostNetwork; a learned
+    network built from tied parameters unties them, so learning G never moves W."""
+    from ghostnet.mechanisms import ghost_plasticity
+
+    cfg = ModelConfig(sizes=SIZES, mode="equilibrium")
+    p = Params.init(cfg)
+    L = cfg.n_layers
+    for i in range(L - 1):
+        assert p.G[i] is p.W[i + 1] and p.c[i] is p.b[i + 1] and p.H[i] is p.B[i]
+    q = p.copy()
+    for i in range(L - 1):
+        assert q.G[i] is q.W[i + 1] and q.H[i] is q.B[i]
+    for k in ("W", "b", "B", "G", "c", "H"):
+        for a, b in zip(getattr(p, k), getattr(q, k)):
+            assert not np.shares_memory(a, b)
+    rep = Params.init(cfg.replace(mechanism="replicate"))
+    assert all(rep.H[i] is rep.B[i] and rep.G[i] is not rep.W[i + 1] for i in range(L - 1))
+
+    loaded, _ = Params.load(p.save(tmp_path / "p.npz", cfg))
+    assert all(loaded.G[i] is not loaded.W[i + 1] for i in range(L - 1))
+    net = GhostNetwork(cfg, loaded)
+    assert all(net.params.G[i] is net.params.W[i + 1] for i in range(L - 1))
+
+    learned = GhostNetwork(cfg.replace(mechanism="learned"), p)
+    for i in range(L - 1):
+        for a, b in ((p.G[i], p.W[i + 1]), (p.c[i], p.b[i + 1]), (p.H[i], p.B[i])):
+            assert not np.may_share_memory(a, b)
+    W_before = [w.copy() for w in p.W]
+    p.G[0] *= 0.5  # a mismatched ghost: pre-training has something to learn
+    G_before = [g.copy() for g in p.G]
+    x, _ = random_batch(cfg, 8, rng)
+    state, _ = learned.free_phase(x)
+    ghost_plasticity(learned, state, x)
+    assert max(np.abs(g - g0).max() for g, g0 in zip(p.G, G_before)) > 0
+    assert all(np.array_equal(w, w0) for w, w0 in zip(p.W, W_before))
+
+
+def test_sync_copies_into_untied_arrays(rng):
+    """Parameters whose copies are separate arrays (untied after the network was built) are
+    still kept in step by the SGD step's sync, by value."""
+    cfg = ModelConfig(sizes=SIZES, mode="equilibrium")
+    net = GhostNetwork(cfg)
+    p = net.params
+    p.G, p.c, p.H = [g.copy() for g in p.G], [c.copy() for c in p.c], [h.copy() for h in p.H]
+    x, y = random_batch(cfg, 8, rng)
+    before = [w.copy() for w in p.W]
+    net.step(x, y, 0.5)
+    assert any(not np.array_equal(w, w0) for w, w0 in zip(p.W, before))
+    for i in range(cfg.n_layers - 1):
+        assert p.G[i] is not p.W[i + 1]
+        assert np.array_equal(p.B[i], p.W[i + 1].T) and np.array_equal(p.G[i], p.W[i + 1])
+        assert np.array_equal(p.c[i], p.b[i + 1]) and np.array_equal(p.H[i], p.B[i])
