@@ -124,7 +124,7 @@ def settle(
         elif mech == "learned":
             v[i][...] = affine(r[i], G[i], c[i])
 
-    t = [np.zeros_like(ui) for ui in u]
+    t = [None] * L  # set by the first down pass (and the output's by _done)
     g = [None] * (L - 1)  # the ghosts' rates phi(v), as the last down pass used them
     # copy ghosts without noise: the last down pass's r_{i+1} - phi(v_i) are the errors e_{i+1}
     e = [None] * L if mech == "copy" and noise is None and not hold_ghosts else None
