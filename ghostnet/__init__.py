@@ -6,12 +6,11 @@ import os as _os
 # Set before the OpenMP runtime loads; a user's own setting is kept.
 OMP_PASSIVE_SET_BY_GHOSTNET = "OMP_WAIT_POLICY" not in _os.environ
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-# Likewise OpenBLAS's idle threads spin for 2^28 cycles (~0.1 s) after each call, taking the cores
-# from Numba's threads between the products of a dynamics step; 2^4 lets them sleep at once
-# (784-500-500-10, 50 steps: 57 instead of 69 ms in float32, 74 instead of 91 ms in float64; no
-# change in equilibrium mode). Read when OpenBLAS first starts its threads, so this works as long
-# as no threaded BLAS call ran before ghostnet was imported; a user's own setting is kept.
-_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+# OpenBLAS's idle threads are left to spin for their default time (OPENBLAS_THREAD_TIMEOUT 2^28
+# cycles): letting them sleep at once (2^4; this package's setting until stop 11) no longer helps
+# the dynamics kernels (784-500-500-10, 50 steps, float32: 48 against 46 ms, medians of 5
+# alternating processes) and costs equilibrium mode up to ~5% (each product then wakes a
+# sleeping thread).
 
 
 def _keep_freed_memory() -> bool:

@@ -239,10 +239,10 @@ class Integrator:
         done = 0
         maxd = np.inf
         converged = False
-        # BLAS and Numba's element-wise pass take turns on the cores; with both thread pools
-        # waiting passively (OMP_WAIT_POLICY, OPENBLAS_THREAD_TIMEOUT: see ghostnet/__init__.py)
-        # BLAS on all threads is fastest (784-500-500-10, 50 steps, float32: 57 ms, against 73 ms
-        # with BLAS held to one thread; with OpenBLAS's default spinning, 69 ms).
+        # BLAS and Numba's element-wise pass take turns on the cores; with Numba's OpenMP pool
+        # waiting passively (OMP_WAIT_POLICY: see ghostnet/__init__.py) BLAS on all threads is
+        # fastest (784-500-500-10, 50 steps, float32: 57 ms, against 73 ms with BLAS held to one
+        # thread, stop 9).
         done, maxd, converged = self._loop(args, cfg, ws, params, state, drive, x, beta, nudge,
                                            clamp, hold_ghosts, total, chunk, use_tol,
                                            record, traj if record is not None else None, y, on_step)
