@@ -154,6 +154,18 @@ class Workspace:
         self._tl = tl
 
 
+def _refresh_copies(typed_lists, params: Params) -> None:
+    """After an in-place weight change: bring the kernels' own copies of parameters that are not
+    C-contiguous arrays (B as the transposed view of W, symmetric feedback) up to date. The
+    typed lists are W, b, B, G, c, H as :func:`_typed` made them."""
+    for lst, arrays in zip(typed_lists, (params.W, params.b, params.B, params.G, params.c,
+                                         params.H)):
+        for i, a in enumerate(arrays):
+            dst = lst[i]
+            if not np.may_share_memory(dst, a):
+                dst[...] = a.reshape(dst.shape)
+
+
 def _typed(arrays, dtype, tl, rows=False):
     if rows:
         arrays = [a.reshape(1, -1) for a in arrays]
@@ -281,7 +293,8 @@ class Integrator:
                 )
             if on_step is not None:
                 if steps > 0:
-                    on_step(state)  # may change weights in place: the typed lists alias them
+                    on_step(state)  # may change weights in place: the typed lists alias them,
+                    _refresh_copies(args[1:7], params)  # except copies of views (B = W^T)
                     if x is not None:
                         drive[...] = self.drive(params, x)
             if record is not None and (done % record.stride == 0 or steps < n or done >= total):

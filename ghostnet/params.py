@@ -31,7 +31,8 @@ NAMES = ("W", "b", "B", "G", "c", "H")
 
 @dataclass
 class Params:
-    """Lists of per-layer arrays, all of the configuration's dtype and C-contiguous."""
+    """Lists of per-layer arrays, all of the configuration's dtype; C-contiguous, except that with
+    symmetric feedback ``B_l`` is ``W_{l+1}.T``, a transposed view of ``W_{l+1}`` (:meth:`tie`)."""
 
     W: list[np.ndarray]
     b: list[np.ndarray]
@@ -57,7 +58,7 @@ class Params:
         if config.feedback in ("random", "plastic"):  # plastic: learns its way to W^T (§6)
             B = [glorot(n[i + 1], n[i + 2]) for i in range(L - 1)]
         else:
-            B = [np.ascontiguousarray(W[i + 1].T) for i in range(L - 1)]
+            B = [W[i + 1].T for i in range(L - 1)]  # a view: see tie
         if config.mechanism == "learned":
             G = [glorot(n[i + 2], n[i + 1]) for i in range(L - 1)]
             c = [np.zeros(n[i + 2], dtype=dt) for i in range(L - 1)]
@@ -74,21 +75,33 @@ class Params:
         memo: dict[int, np.ndarray] = {}
 
         def dup(a):
-            if id(a) not in memo:
-                memo[id(a)] = a.copy()
+            if id(a) not in memo:  # W comes first: a transposed view of it stays one
+                src = next((w for w in self.W if _is_transpose(a, w) and id(w) in memo), None)
+                memo[id(a)] = a.copy() if src is None else memo[id(src)].T
             return memo[id(a)]
 
         return Params(*[[dup(a) for a in getattr(self, k)] for k in NAMES])
 
     def tie(self, config: ModelConfig) -> "Params":
         """Make the parameters that the configuration defines as copies of others the same arrays
-        (MODEL.md §5): mechanism copy ``G_l`` is ``W_{l+1}``, ``c_l`` is ``b_{l+1}`` and ``H_l`` is
-        ``B_l``; replicate ``H_l`` is ``B_l``. Then an update moves both at once and :meth:`sync`
-        has nothing to copy (784-500-500-10: two 1 MB copies a training step). A tie is made only
-        where the values already agree (a file written by :meth:`save` after :meth:`sync`), and
-        undone, by copying, where the configuration lets the two differ (mechanism learned), so
-        that learning one never moves the other. Returns ``self``."""
+        (MODEL.md §5, §6): symmetric feedback makes ``B_l`` the transposed view ``W_{l+1}.T``;
+        mechanism copy ``G_l`` is ``W_{l+1}``, ``c_l`` is ``b_{l+1}`` and ``H_l`` is ``B_l``;
+        replicate ``H_l`` is ``B_l``. Then an update moves both at once and :meth:`sync` has
+        nothing to copy (784-500-500-10: a transposed 1 MB copy and two plain ones a training
+        step; a product with the view costs ~15 us more than with a contiguous B). A tie is made
+        only where the values already agree (a file written by :meth:`save` after :meth:`sync`),
+        and undone, by copying, where the configuration lets the two differ (random or plastic
+        feedback, mechanism learned), so that learning one never moves the other.
+        Returns ``self``."""
         L = len(self.W)
+        for i in range(L - 1):
+            W, B = self.W[i + 1], self.B[i]
+            if config.feedback == "symmetric":
+                if not _is_transpose(B, W) and B.shape == W.T.shape and B.dtype == W.dtype \
+                        and np.array_equal(B, W.T):
+                    self.B[i] = W.T
+            elif np.may_share_memory(B, W):
+                self.B[i] = np.array(B, order="C")
         pairs = []  # (list, index, source) that the configuration ties
         if config.mechanism == "copy":
             pairs += [(self.G, i, self.W[i + 1]) for i in range(L - 1)]
@@ -115,7 +128,7 @@ class Params:
         """
         L = len(self.W)
         for i in range(L - 1):  # tied arrays (see tie) need no copy
-            if config.feedback == "symmetric":
+            if config.feedback == "symmetric" and not _is_transpose(self.B[i], self.W[i + 1]):
                 self.B[i][...] = self.W[i + 1].T
             if config.mechanism in ("copy", "replicate") and self.H[i] is not self.B[i]:
                 self.H[i][...] = self.B[i]
@@ -178,3 +191,9 @@ class Params:
         params = cls(**lists)
         params.check(config)
         return params, config
+
+
+def _is_transpose(a: np.ndarray, w: np.ndarray) -> bool:
+    """Whether ``a`` is exactly the view ``w.T`` (same memory, reversed shape and strides)."""
+    return (a.shape == w.shape[::-1] and a.strides == w.strides[::-1]
+            and a.__array_interface__["data"][0] == w.__array_interface__["data"][0])

@@ -252,7 +252,7 @@ class Trainer:
                 hits = seen = 0
                 for b in bar:
                     idx = order[b * t.batch_size:(b + 1) * t.batch_size]
-                    x = d.x_train[idx].astype(dtype)
+                    x = d.x_train[idx].astype(dtype, copy=False)
                     y = one_hot(d.y_train[idx], d.n_classes, dtype)
                     out = learner.step(x, y, lrs)
                     if out is not None:  # ghost: the free phase's prediction came for free

@@ -145,3 +145,22 @@ def test_sync_copies_into_untied_arrays(rng):
         assert p.G[i] is not p.W[i + 1]
         assert np.array_equal(p.B[i], p.W[i + 1].T) and np.array_equal(p.G[i], p.W[i + 1])
         assert np.array_equal(p.c[i], p.b[i + 1]) and np.array_equal(p.H[i], p.B[i])
+
+
+def test_continuous_plasticity_sees_feedback_that_views_the_changing_weights(rng):
+    """With symmetric feedback B is the view W^T; the dynamics kernels work on a contiguous copy,
+    which must follow W while continuous plasticity changes it within the phase: the run equals
+    one whose B is a separate array kept in step by copying (exactly: same arithmetic)."""
+    cfg = ModelConfig(sizes=SIZES, mode="dynamics", settle="fixed", steps=40, beta=0.1)
+    tied = GhostNetwork(cfg)
+    untied = GhostNetwork(cfg, tied.params.copy())
+    p = untied.params
+    p.B = [np.array(b, order="C") for b in p.B]
+    p.H = list(p.B)
+    assert not np.may_share_memory(p.B[0], p.W[1]) and tied.params.B[0].base is not None
+    x, y = random_batch(cfg, 8, rng)
+    tied.continuous_phases(x, y, eta=0.5)
+    untied.continuous_phases(x, y, eta=0.5)
+    for a, b in zip(tied.params.W + tied.params.B, untied.params.W + untied.params.B):
+        assert np.array_equal(a, b)
+    assert not np.array_equal(tied.params.W[1], GhostNetwork(cfg).params.W[1])  # it learned
