@@ -17,7 +17,9 @@ For 784-500-10 and 784-500-500-10 at batch 100, float32 and float64:
   100, float32; `ghostnet.training`, evaluation excluded) beside a plain torch loop on the same
   samples (nn.Sequential, MSE, SGD; the reference of issue 7's target 1), for the trainer's
   backprop learner (torch.autograd on ghostnet's parameters) and the ghost learner in equilibrium
-  mode (torch loop and equilibrium in 5 alternating pairs of processes, median of the ratios),
+  mode (torch loop and equilibrium in 7 alternating pairs of processes, median of the ratios;
+  where the environment names OpenBLAS's kernels (OPENBLAS_CORETYPE), also 3 pairs with the
+  kernels OpenBLAS picks itself),
   in dynamics mode with 50 steps per phase and with the tolerance rule (max|du/dt| < 1e-3), each
   in a fresh process, median of 3;
 - memory: peak resident memory (VmHWM) of one training epoch (`ghostnet.training.train`, ghost
@@ -46,6 +48,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 ARCHS = ([784, 500, 10], [784, 500, 500, 10])
+PAIRS = 7  # alternating torch / equilibrium epoch processes for target 1
 DTYPES = ("float32", "float64")
 
 
@@ -59,8 +62,24 @@ def machine() -> dict:
     except OSError:
         pass
     return {"platform": platform.platform(), "cpu": cpu, "cpus": os.cpu_count(),
-            "python": platform.python_version(),
+            "python": platform.python_version(), "numpy": np.__version__, "blas": blas_info(),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def blas_info() -> dict:
+    """numpy's BLAS as loaded in this process: its kernel family (OpenBLAS picks one for the CPU
+    unless OPENBLAS_CORETYPE names one; this machine's environment sets Haswell, the AVX2
+    kernels, although the CPU has AVX-512) and threads (threadpoolctl, where installed)."""
+    info = {"OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "")}
+    try:
+        import threadpoolctl
+    except ImportError:
+        return info
+    for d in threadpoolctl.threadpool_info():
+        if d.get("user_api") == "blas" and "numpy" in d.get("filepath", ""):
+            info.update({k: d.get(k) for k in ("internal_api", "version", "architecture",
+                                               "num_threads")})
+    return info
 
 
 def median_time(fn, repeats: int, inner: int) -> float:
@@ -266,8 +285,11 @@ def part_brian(sizes, batch, steps, repeats):
 def run_part(name, args, env_extra=None, keep_env=False):
     """Run ``part_<name>(*args)`` in a child process; returns its dict."""
     env = dict(os.environ)
-    if env_extra:
-        env.update(env_extra)
+    for k, v in (env_extra or {}).items():  # None: unset
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
     code = (f"import json, sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); "
             f"import bench_engine as b; print(json.dumps(b.part_{name}(*{args!r})))")
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
@@ -323,11 +345,11 @@ def main(argv=None) -> dict:
     if not args.quick:
         for sizes in ARCHS:
             e = {"sizes": "-".join(map(str, sizes)), "dtype": "float32", "train_size": 10000}
-            # target 1: torch loop and equilibrium epoch in alternating processes, 5 pairs, the
+            # target 1: torch loop and equilibrium epoch in alternating processes, PAIRS pairs, the
             # median of the pairs' ratios (the machine's speed drifts between minutes)
             # (equilibrium_1: one down pass, eq_max_iter = 1, the first-order solution)
             pairs = []
-            for _ in range(5):
+            for _ in range(PAIRS):
                 t = run_part("torch_epoch", (sizes, 1))["epoch_s"]
                 g = run_part("epoch", (sizes, "ghost", "equilibrium", "fixed", 1))["epoch_s"]
                 g1 = run_part("epoch", (sizes, "ghost", "equilibrium", "fixed", 1, 1))["epoch_s"]
@@ -346,17 +368,31 @@ def main(argv=None) -> dict:
                 e[f"{name}_over_backprop"] = e[f"{name}_s"] / e["backprop_s"]
                 e[f"{name}_over_torch_loop"] = e[f"{name}_s"] / e["torch_loop_s"]
             e["equilibrium_over_torch_loop"] = statistics.median(e["equilibrium_over_torch_loop_pairs"])
+            if os.environ.get("OPENBLAS_CORETYPE"):
+                # information: the same with the kernels OpenBLAS picks for this CPU by itself
+                # (torch uses MKL, which the variable does not touch)
+                native = []
+                for _ in range(3):
+                    t = run_part("torch_epoch", (sizes, 1))["epoch_s"]
+                    g = run_part("epoch", (sizes, "ghost", "equilibrium", "fixed", 1),
+                                 {"OPENBLAS_CORETYPE": None})["epoch_s"]
+                    native.append(g / t)
+                e["equilibrium_native_blas_over_torch_loop_pairs"] = native
+                e["equilibrium_native_blas_over_torch_loop"] = statistics.median(native)
             epochs.append(e)
             print(f"epoch {e['sizes']} float32, 10,000 samples: plain torch loop "
                   f"{e['torch_loop_s']:.2f} s | trainer's backprop learner {e['backprop_s']:.2f} s | "
                   f"equilibrium {e['equilibrium_s']:.2f} s (x{e['equilibrium_over_torch_loop']:.2f} "
-                  f"torch loop, median of 5 alternating pairs "
+                  f"torch loop, median of {PAIRS} alternating pairs "
                   f"{min(e['equilibrium_over_torch_loop_pairs']):.2f}-"
                   f"{max(e['equilibrium_over_torch_loop_pairs']):.2f}; "
                   f"x{e['equilibrium_over_backprop']:.2f} learner) | equilibrium, one down pass "
                   f"{e['equilibrium_1_s']:.2f} s (x{e['equilibrium_1_over_torch_loop']:.2f}) | "
                   f"dynamics 50 steps {e['dynamics_50_s']:.1f} s (x{e['dynamics_50_over_torch_loop']:.1f}) | "
-                  f"dynamics tol 1e-3 {e['dynamics_tol_s']:.1f} s (x{e['dynamics_tol_over_torch_loop']:.1f})",
+                  f"dynamics tol 1e-3 {e['dynamics_tol_s']:.1f} s (x{e['dynamics_tol_over_torch_loop']:.1f})"
+                  + (f" | equilibrium with OpenBLAS's own kernel choice x"
+                     f"{e['equilibrium_native_blas_over_torch_loop']:.2f} torch loop"
+                     if "equilibrium_native_blas_over_torch_loop" in e else ""),
                   flush=True)
     memory = []
     if not args.quick:
