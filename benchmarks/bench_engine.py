@@ -24,14 +24,19 @@ For 784-500-10 and 784-500-500-10 at batch 100, float32 and float64:
   in a fresh process, median of 3;
 - memory: peak resident memory (VmHWM) of one training epoch (`ghostnet.training.train`, ghost
   learner, equilibrium mode, Fashion-MNIST loaded whole, 10,000 samples trained) in a fresh process,
-  beside what the libraries take once imported (numpy, numba, torch: before any data) and what the
-  dataset and the parameters need;
+  beside what the libraries take once imported (numpy, numba, torch: before any data), what
+  Numba's compiler runtime adds when the first kernel runs, and what the dataset and the
+  parameters need;
 - Brian2: the same simulation (784-100-10, batch 16, 50 + 50 forward-Euler steps, float64) in
   Brian2's numpy and cython targets against the Numba engine, as ratios (``bench_brian.bench``).
 
 Medians of several repeats; ratios ghost / torch. The machine and date are printed and saved.
 
     python benchmarks/bench_engine.py [--repeats 7] [--quick] [--out results/bench_engine.json]
+                                      [--only steps,epochs,memory,brian]
+
+``--only`` reruns the named sections and keeps the others from the existing ``--out`` file (each
+section's date is recorded in ``section_dates``).
 """
 from __future__ import annotations
 
@@ -49,6 +54,7 @@ import numpy as np
 
 ARCHS = ([784, 500, 10], [784, 500, 500, 10])
 PAIRS = 7  # alternating torch / equilibrium epoch processes for target 1
+SECTIONS = ("steps", "epochs", "memory", "brian")
 DTYPES = ("float32", "float64")
 
 
@@ -267,11 +273,24 @@ def part_memory(sizes, dtype, train_size, probe_size=0):
     with tempfile.TemporaryDirectory() as tmp:
         train(cfg, tmp, data=data, progress=False)
     peak = _status_kb("VmHWM")
+    need = data_bytes + weight_bytes
     return {"libs_mb": libs / 1024, "peak_mb": peak / 1024, "data_mb": data_bytes / 2**20,
             "weights_mb": weight_bytes / 2**20, "probe_size": probe_size,
             "torch_loaded": "torch" in sys.modules,
-            "ratio_above_libs": (peak - libs) * 1024 / (data_bytes + weight_bytes),
-            "ratio_total": peak * 1024 / (data_bytes + weight_bytes)}
+            "ratio_above_libs": (peak - libs) * 1024 / need,
+            "ratio_total": peak * 1024 / need}
+
+
+def part_numba_runtime():
+    """Resident memory that Numba's compiler runtime (type system, LLVM) adds when the first
+    compiled kernel runs, cached or not: once per process, whatever the data (a training step
+    calls two kernels even in equilibrium mode). Measured alone, in its own process, since
+    where it lands in a training run depends on what was freed before."""
+    from ghostnet._kernels import axpy  # with all of ghostnet's imports, before measuring
+
+    before = _status_kb("VmRSS")
+    axpy(np.zeros((1, 1)), 0.0, np.zeros((1, 1)))
+    return {"numba_runtime_mb": (_status_kb("VmRSS") - before) / 1024}
 
 
 def part_brian(sizes, batch, steps, repeats):
@@ -304,14 +323,21 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--quick", action="store_true", help="3 repeats, float32 only, no thread sweep")
     ap.add_argument("--out", default="results/bench_engine.json")
+    ap.add_argument("--only", default="", help="comma-separated sections to rerun: "
+                    + ", ".join(SECTIONS) + " (the others are kept from --out)")
     args = ap.parse_args(argv)
+    only = [p for p in args.only.split(",") if p]
+    bad = sorted(set(only) - set(SECTIONS))
+    if bad:
+        ap.error(f"unknown section(s) {bad}; choose from {list(SECTIONS)}")
+    run = set(only or SECTIONS)
     repeats = 3 if args.quick else args.repeats
     dtypes = ("float32",) if args.quick else DTYPES
     one = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1"}
     rows = []
     print(f"machine: {machine()}")
-    for sizes in ARCHS:
+    for sizes in ARCHS if "steps" in run else ():
         for dtype in dtypes:
             row = {"sizes": "-".join(map(str, sizes)), "dtype": dtype, "batch": 100}
             row.update(run_part("torch", (sizes, dtype, repeats)))
@@ -342,7 +368,7 @@ def main(argv=None) -> dict:
                          f", equilibrium x{row['equilibrium_step_1thread_s'] / row['equilibrium_step_s']:.2f}")
             print(line, flush=True)
     epochs = []
-    if not args.quick:
+    if not args.quick and "epochs" in run:
         for sizes in ARCHS:
             e = {"sizes": "-".join(map(str, sizes)), "dtype": "float32", "train_size": 10000}
             # target 1: torch loop and equilibrium epoch in alternating processes, PAIRS pairs, the
@@ -395,27 +421,44 @@ def main(argv=None) -> dict:
                      if "equilibrium_native_blas_over_torch_loop" in e else ""),
                   flush=True)
     memory = []
-    if not args.quick:
+    if not args.quick and "memory" in run:
+        runtime = run_part("numba_runtime", ())["numba_runtime_mb"]
         for sizes in ARCHS:
             for probe in (0, 100):
                 m = {"sizes": "-".join(map(str, sizes)), "dtype": "float32", "train_size": 10000}
                 m.update(run_part("memory", (sizes, "float32", 10000, probe)))
+                m["numba_runtime_mb"] = runtime
+                m["ratio_above_runtime"] = ((m["peak_mb"] - m["libs_mb"] - runtime)
+                                            / (m["data_mb"] + m["weights_mb"]))
                 memory.append(m)
                 print(f"memory {m['sizes']} float32, one epoch of 10,000 samples, probe {probe} "
                       f"(torch {'loaded' if m['torch_loaded'] else 'not loaded'}): peak "
                       f"{m['peak_mb']:.0f} MB = libraries {m['libs_mb']:.0f} MB + "
                       f"{m['peak_mb'] - m['libs_mb']:.0f} MB for data {m['data_mb']:.0f} MB and "
                       f"weights {m['weights_mb']:.1f} MB (x{m['ratio_above_libs']:.2f} of data + "
-                      f"weights; x{m['ratio_total']:.2f} with the libraries)", flush=True)
+                      f"weights; x{m['ratio_above_runtime']:.2f} beside Numba's runtime, "
+                      f"{m['numba_runtime_mb']:.0f} MB; x{m['ratio_total']:.2f} with the "
+                      f"libraries)", flush=True)
     brian = None
-    if not args.quick:
+    if not args.quick and "brian" in run:
         brian = run_part("brian", ([784, 100, 10], 16, args.steps, repeats))
         line = f"Brian2, 784-100-10, batch 16, {args.steps}+{args.steps} Euler steps, float64: Numba {1e3 * brian['numba_s']:.1f} ms"
         for t, r in brian["brian"].items():
             line += f" | {t} {1e3 * r['run_s']:.0f} ms (x{r['ratio_to_numba']:.0f})"
         print(line, flush=True)
-    result = {"machine": machine(), "repeats": repeats, "steps_per_phase": args.steps, "rows": rows,
-              "epochs": epochs, "memory": memory, "brian": brian}
+    now = machine()
+    result = {"machine": now, "repeats": repeats, "steps_per_phase": args.steps, "rows": rows,
+              "epochs": epochs, "memory": memory, "brian": brian,
+              "section_dates": {k: now["date"] for k in run}}
+    if only and args.out and os.path.exists(args.out):  # keep the sections not rerun
+        with open(args.out) as fh:
+            old = json.load(fh)
+        dates = old.get("section_dates") or {k: old["machine"]["date"] for k in SECTIONS}
+        for key, section in (("rows", "steps"), ("epochs", "epochs"), ("memory", "memory"),
+                             ("brian", "brian")):
+            if section not in run:
+                result[key] = old.get(key)
+        result["section_dates"] = {**dates, **result["section_dates"]}
     if args.out:
         from ghostnet.io import atomic_write_text
 
