@@ -152,6 +152,76 @@ class Workspace:
         self.parallel = batch >= 8 and batch * sum(n[1:]) >= PARALLEL_MIN_ELEMENTS
         self.numpy_rates = self.parallel
         self._tl = tl
+        self._scratch: dict[tuple, tuple] = {}
+        self._dtype = dt
+
+    def scratch(self, shape: tuple) -> tuple:
+        """Three reusable buffers of ``shape`` (the numpy update's temporaries)."""
+        if shape not in self._scratch:
+            self._scratch[shape] = tuple(np.empty(shape, self._dtype) for _ in range(3))
+        return self._scratch[shape]
+
+
+def _update_numpy(drive, b, c, u, v, r, A, T, D, GA, y, beta, nudge, clamp, hold, mech, euler,
+                  dt, tau, tau_g, decay, decay_g, blowup, scratch):
+    """One step of MODEL.md §2 for the whole batch in place, with numpy's vectorised loops: the
+    arithmetic of :func:`ghostnet._kernels._update` (same order of operations; the kernel
+    promotes some float32 terms to float64, this stays in the arrays' dtype), from the pre-step
+    currents (``A``, ``T``, ``D``, ``GA`` and the rates ``r``). Ghosts first (replicate reads its
+    partner's pre-step potential). ``scratch(shape)`` gives three reusable buffers of a shape.
+    Returns ``(max |dx/dt| over u and v, whether a potential left [-blowup, blowup] or is not
+    finite)``."""
+    maxd = 0.0
+    bad = False
+
+    def advance(x, inp, tau_, decay_, tmp, spare):  # x <- one step of tau dx/dt = -x + inp
+        nonlocal maxd, bad
+        np.subtract(inp, x, out=tmp)  # tau dx/dt
+        np.abs(tmp, out=spare)
+        m = float(spare.max()) / tau_
+        if euler:
+            tmp *= dt / tau_
+            x += tmp
+        else:  # exponential Euler: inp + (x - inp) decay
+            tmp *= decay_
+            np.subtract(inp, tmp, out=x)
+        np.abs(x, out=tmp)
+        top = float(tmp.max())
+        maxd = max(maxd, m)
+        bad |= not top < blowup
+
+    L = len(u)
+    if not hold:
+        for i in range(L - 1):
+            inp, tmp, spare = scratch(v[i].shape)
+            if mech == K.MECH_COPY:
+                np.add(A[i + 1], b[i + 1], out=inp)
+            elif mech == K.MECH_LEARNED:
+                np.add(GA[i], c[i], out=inp)
+            else:  # replicate: the partner's potential, no bias
+                np.copyto(inp, u[i + 1])
+            advance(v[i], inp, tau_g, decay_g, tmp, spare)
+    for i in range(L):
+        last = i == L - 1
+        if last and clamp:
+            continue
+        inp, tmp, net = scratch(u[i].shape)
+        if i == 0:
+            np.copyto(inp, drive)  # holds b_1
+        else:
+            np.add(A[i], b[i], out=inp)
+        if not last:
+            if mech == K.MECH_LEARNED:  # T - H phi(v) (D holds H phi(v))
+                np.subtract(T[i], D[i], out=net)
+                inp += net
+            else:
+                inp += T[i]
+        elif nudge:
+            np.subtract(y, r[i], out=net)
+            net *= beta
+            inp += net
+        advance(u[i], inp, tau, decay, tmp, net)
+    return maxd, bad
 
 
 def _refresh_copies(typed_lists, params: Params) -> None:
@@ -307,9 +377,11 @@ class Integrator:
     def _integrate_numpy_rates(self, phi, drive, Ws, bs, Bs, Gs, cs, Hs, us, vs, rs, gs, As, Ts,
                                Ds, GAs, y, beta, nudge, clamp, hold, mech, method, dt, tau, tau_g,
                                n_steps, use_tol, tol, blowup, row_max, row_bad, parallel):
-        """:func:`ghostnet._kernels.integrate` step for step, with the rates computed by numpy's
-        SIMD functions between the kernel calls instead of scalar ``exp`` inside them (5x faster
-        for the rates of 784-500-500-10 at batch 100; the loop over steps costs ~20 us a step)."""
+        """:func:`ghostnet._kernels.integrate` step for step in numpy: the products by BLAS into
+        the workspace, the update of u and v by :func:`_update_numpy` and the rates by numpy's
+        SIMD functions, instead of the Numba kernels' scalar loops (784-500-10 at batch 100: the
+        update 148 us a step in the kernel, parallel or not, ~35 us in numpy; the rates 5x
+        faster than scalar ``exp``; the loop over steps costs ~20 us a step)."""
         ws = self._ws
         name = self.config.transfer
         hidden = len(ws.g_list)
@@ -320,7 +392,10 @@ class Integrator:
         A, T, D, GA = items(As, L), items(Ts, hidden), ws.D_list, items(GAs, hidden)
         r, g = ws.r_list, ws.g_list
         decay, decay_g = math.exp(-dt / tau), math.exp(-dt / tau_g)
-        update = K.update_par if parallel else K.update_ser
+        bias = [bs[i][0] for i in range(L)]
+        cbias = [cs[i][0] for i in range(hidden)]
+        euler = method == K.METHOD_EULER
+        scratch = ws.scratch
 
         def products():  # as K.products, from Python: one typed-list call fewer per step
             for i in range(1, L):
@@ -344,10 +419,10 @@ class Integrator:
         maxd = np.inf
         for step in range(n_steps):
             products()
-            update(phi, drive, bs, cs, us, vs, rs, gs, As, Ts, Ds, GAs, y, beta, nudge, clamp, hold,
-                   mech, method, dt, tau, tau_g, decay, decay_g, blowup, row_max, row_bad, False)
-            maxd = float(row_max.max())
-            if row_bad.any():
+            maxd, bad = _update_numpy(drive, bias, cbias, u_list, v_list, r, A, T, D, GA, y, beta,
+                                      nudge, clamp, hold, mech, euler, dt, tau, tau_g, decay,
+                                      decay_g, blowup, scratch)
+            if bad:
                 return step + 1, maxd, K.STATUS_BLOWUP
             rates()
             if use_tol and maxd < tol:

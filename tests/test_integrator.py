@@ -105,12 +105,15 @@ def test_recording_stride_and_final_state(rng):
     assert all(np.array_equal(p, q) for p, q in zip(state.u, state2.u))
 
 
-def test_blow_up_is_detected_and_names_dt(rng):
+@pytest.mark.parametrize("numpy_path", [False, True])
+def test_blow_up_is_detected_and_names_dt(numpy_path, rng):
     """Strong positive feedback through B makes relu potentials run away within the step bound of
-    the leak term: the integrator stops and the error names dt and the bound."""
+    the leak term: the integrator stops and the error names dt and the bound (the fused kernel,
+    and the numpy path that large networks take)."""
     cfg = ModelConfig(sizes=[4, 6, 6, 3], transfer="relu", method="euler", dt=0.5,
                       settle="fixed", steps=2000, mechanism="learned")
     net = GhostNetwork(cfg)
+    net.integrator.workspace(2).numpy_rates = numpy_path
     for w in net.params.W + net.params.B:
         w[...] = np.abs(w) * 5.0
     net.params.H[0][...] = 0.0  # learned ghosts, no inhibition yet: nothing cancels the loop
@@ -139,8 +142,9 @@ def test_bad_input_shapes_are_refused(rng):
 @pytest.mark.parametrize("mechanism", ["copy", "learned", "replicate"])
 @pytest.mark.parametrize("transfer", ["logistic", "tanh", "softplus", "relu"])
 def test_numpy_rates_path_matches_the_fused_kernel(mechanism, transfer, rng):
-    """Large networks compute the rates with numpy between kernel calls, small ones inside the
-    fused kernel: the same phases to rounding (float64), both phases, blow-up check included."""
+    """Large networks update the potentials and compute the rates with numpy's array operations
+    step by step, small ones in the fused kernel: the same phases to rounding (float64), both
+    phases, blow-up check included."""
     cfg = ModelConfig(sizes=[30, 40, 35, 10], transfer=transfer, mechanism=mechanism, beta=0.1,
                       settle="fixed", steps=40, seed=3)
     net = GhostNetwork(cfg)
@@ -254,3 +258,24 @@ def test_output_equation_newton_matches_brentq(transfer, dtype, rng):
         ref = np.vectorize(root)(a.astype(float), y.astype(float))
         tol = 1e-12 if dtype == "float64" else 4e-6
         assert np.abs(u - ref).max() <= tol * max(1.0, np.abs(ref).max())
+
+
+@pytest.mark.parametrize("method", ["euler", "expeuler"])
+@pytest.mark.parametrize("mechanism", ["copy", "learned", "replicate"])
+def test_numpy_path_in_float32_agrees_with_the_kernel_and_clamps(method, mechanism, rng):
+    """The numpy step in float32 (its arithmetic stays in float32; the kernel promotes some
+    terms to float64) agrees with the fused kernel to float32 rounding, with a clamped output
+    too (the output is not integrated)."""
+    for output in ("nudge", "clamp"):
+        cfg = ModelConfig(sizes=[30, 40, 35, 10], mechanism=mechanism, method=method, beta=0.1,
+                          settle="fixed", steps=40, seed=3, dtype="float32", output=output)
+        net = GhostNetwork(cfg)
+        x, y = random_batch(cfg, 16, rng)
+        y = np.clip(y, 0.05, 0.95)
+        out = {}
+        for numpy_path in (False, True):
+            net.integrator.workspace(16).numpy_rates = numpy_path
+            out[numpy_path] = _both_phases(net, x, y, 40)
+        for k in (0, 1):
+            assert out[True][k].u[0].dtype == np.float32
+            assert _maxdiff(out[True][k], out[False][k]) < 2e-5
