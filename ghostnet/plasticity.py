@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ghostnet._kernels import axpy
 from ghostnet.config import ModelConfig
 from ghostnet.params import Params
 
@@ -87,8 +88,6 @@ def sgd_step(config: ModelConfig, params: Params, update: Update, lr: float | li
 def _add_scaled(y: np.ndarray, a: float, x: np.ndarray) -> None:
     """``y += a x`` in place: one pass by the Numba kernel where both are 2-D of one dtype."""
     if x.ndim == 2 and x.shape == y.shape and x.dtype == y.dtype:
-        from ghostnet._kernels import axpy
-
         axpy(y, float(a), x)
     else:
         y += a * x.astype(y.dtype, copy=False)
