@@ -174,53 +174,54 @@ def _update_numpy(drive, b, c, u, v, r, A, T, D, GA, y, beta, nudge, clamp, hold
     maxd = 0.0
     bad = False
 
-    def advance(x, inp, tau_, decay_, tmp, spare):  # x <- one step of tau dx/dt = -x + inp
+    def advance(x, inp, tau_, decay_, tmp):  # x <- one step of tau dx/dt = -x + inp
         nonlocal maxd, bad
         np.subtract(inp, x, out=tmp)  # tau dx/dt
-        np.abs(tmp, out=spare)
-        m = float(spare.max()) / tau_
+        m = max(float(tmp.max()), -float(tmp.min())) / tau_  # two reads, no |.| written
         if euler:
             tmp *= dt / tau_
             x += tmp
         else:  # exponential Euler: inp + (x - inp) decay
             tmp *= decay_
             np.subtract(inp, tmp, out=x)
-        np.abs(x, out=tmp)
-        top = float(tmp.max())
         maxd = max(maxd, m)
-        bad |= not top < blowup
+        # a NaN makes both comparisons false: not finite counts as blown up
+        bad |= not (float(x.max()) < blowup and float(x.min()) > -blowup)
 
     L = len(u)
     if not hold:
         for i in range(L - 1):
-            inp, tmp, spare = scratch(v[i].shape)
+            inp, tmp, _ = scratch(v[i].shape)
             if mech == K.MECH_COPY:
                 np.add(A[i + 1], b[i + 1], out=inp)
             elif mech == K.MECH_LEARNED:
                 np.add(GA[i], c[i], out=inp)
             else:  # replicate: the partner's potential, no bias
                 np.copyto(inp, u[i + 1])
-            advance(v[i], inp, tau_g, decay_g, tmp, spare)
+            advance(v[i], inp, tau_g, decay_g, tmp)
     for i in range(L):
         last = i == L - 1
         if last and clamp:
             continue
         inp, tmp, net = scratch(u[i].shape)
-        if i == 0:
-            np.copyto(inp, drive)  # holds b_1
+        if i == 0 and not last and mech != K.MECH_LEARNED:
+            np.add(drive, T[0], out=inp)  # one pass: the drive holds b_1
         else:
-            np.add(A[i], b[i], out=inp)
-        if not last:
-            if mech == K.MECH_LEARNED:  # T - H phi(v) (D holds H phi(v))
+            if i:
+                np.add(A[i], b[i], out=inp)
+            else:
+                np.copyto(inp, drive)
+            if last:
+                if nudge:
+                    np.subtract(y, r[i], out=net)
+                    net *= beta
+                    inp += net
+            elif mech == K.MECH_LEARNED:  # T - H phi(v) (D holds H phi(v))
                 np.subtract(T[i], D[i], out=net)
                 inp += net
             else:
                 inp += T[i]
-        elif nudge:
-            np.subtract(y, r[i], out=net)
-            net *= beta
-            inp += net
-        advance(u[i], inp, tau, decay, tmp, net)
+        advance(u[i], inp, tau, decay, tmp)
     return maxd, bad
 
 
