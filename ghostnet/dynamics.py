@@ -18,7 +18,14 @@ from ghostnet.params import Params
 from ghostnet.transfer import phi, phi_into
 
 PARALLEL_MIN_ELEMENTS = 20000
-"""Below this many element updates per step the integrator runs single-threaded."""
+"""Below this many element updates per step the fused kernel runs single-threaded."""
+
+NUMPY_MIN_ELEMENTS = 1000
+"""From this many element updates per step (batch x units) a phase steps in numpy (products by
+BLAS, update and rates by numpy's vectorised loops, a Python loop over the steps) instead of the
+fused Numba kernel. 50 steps, float32 (stop 11): 784-500-500-10 at batch 4 26 -> 7 ms, at batch 16
+35 -> 10 ms; 784-100-10 at batch 16 2.35 -> 1.75 ms; 100-50-10 at batch 64 3.9 -> 1.9 ms; below
+it the kernel is ahead by ~8% (20-30-25-15-5 at batch 4: 3.3 against 3.4 ms)."""
 
 BLOWUP = 1e6
 """A potential beyond this (or non-finite) is a numerical blow-up."""
@@ -147,10 +154,10 @@ class Workspace:
         self.GAs = tl([np.zeros((batch, n[i + 2]), dt) for i in range(hidden)])
         self.row_max = np.zeros(batch)
         self.row_bad = np.zeros(batch, dtype=np.bool_)
-        # threads pay off from a few tens of thousands of element updates per step; so does taking
-        # the rates out of the kernel to numpy's SIMD functions (a Python loop over the steps)
+        # the fused kernel's threads pay off from a few tens of thousands of element updates per
+        # step; stepping in numpy from a thousand (NUMPY_MIN_ELEMENTS)
         self.parallel = batch >= 8 and batch * sum(n[1:]) >= PARALLEL_MIN_ELEMENTS
-        self.numpy_rates = self.parallel
+        self.numpy_rates = batch * sum(n[1:]) >= NUMPY_MIN_ELEMENTS
         self._tl = tl
         self._scratch: dict[tuple, tuple] = {}
         self._dtype = dt
