@@ -405,7 +405,8 @@ class Integrator:
         euler = method == K.METHOD_EULER
         scratch = ws.scratch
 
-        buf = lambda shape: scratch(shape)[0]  # noqa: E731  (free while the products run)
+        def buf(shape):  # a scratch buffer, free while the products run
+            return scratch(shape)[0]
 
         def products():  # as K.products, in the faster orientation (ghostnet.linalg)
             for i in range(1, L):

@@ -97,8 +97,7 @@ class Params:
         for i in range(L - 1):
             W, B = self.W[i + 1], self.B[i]
             if config.feedback == "symmetric":
-                if not _is_transpose(B, W) and B.shape == W.T.shape and B.dtype == W.dtype \
-                        and np.array_equal(B, W.T):
+                if not _is_transpose(B, W) and _same_values(B, W.T):
                     self.B[i] = W.T
             elif np.may_share_memory(B, W):
                 self.B[i] = np.array(B, order="C")
@@ -110,8 +109,7 @@ class Params:
             pairs += [(self.H, i, self.B[i]) for i in range(L - 1)]
         tied = {(id(lst), i) for lst, i, _ in pairs}
         for lst, i, src in pairs:
-            if lst[i] is not src and lst[i].shape == src.shape and lst[i].dtype == src.dtype \
-                    and np.array_equal(lst[i], src):
+            if lst[i] is not src and _same_values(lst[i], src):
                 lst[i] = src
         own = [a for k in ("W", "b", "B") for a in getattr(self, k)]
         for lst in (self.G, self.c, self.H):
@@ -191,6 +189,11 @@ class Params:
         params = cls(**lists)
         params.check(config)
         return params, config
+
+
+def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
+    """Same shape, dtype and values: where :meth:`Params.tie` may make ``a`` the array ``b``."""
+    return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b)
 
 
 def _is_transpose(a: np.ndarray, w: np.ndarray) -> bool:
