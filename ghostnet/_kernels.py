@@ -32,6 +32,8 @@ import numba
 import numpy as np
 from numba import prange
 
+from ghostnet._vmath import bits, like, unbits, vlogistic, vrelu, vtanh
+
 MECH_COPY, MECH_LEARNED, MECH_REPLICATE = 0, 1, 2
 METHOD_EULER, METHOD_EXPEULER = 0, 1
 STATUS_OK, STATUS_BLOWUP = 0, 1
@@ -104,60 +106,49 @@ def solve_output(code, a, u, y, beta, eps, max_iter):
             u[i, j] = x
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def phi_row(code, src, dst):
-    """``dst[j] = phi(src[j])`` for a row; one branch per row, so each loop is branch-free.
-    (A compiled function passed as an argument would also specialise, but its type is not
-    stable across processes, which defeats Numba's on-disk cache.)"""
+    """``dst[j] = phi(src[j])`` for a row; one branch per row, so each loop is branch-free and
+    (logistic, tanh, ReLU) vectorised through :mod:`ghostnet._vmath`. Softplus stays scalar
+    (``log1p``). (A compiled function passed as an argument would also specialise, but its type is
+    not stable across processes, which defeats Numba's on-disk cache.)"""
     n = src.shape[0]
     if code == 0:
         for j in range(n):
-            dst[j] = logistic(src[j])
+            dst[j] = vlogistic(src[j])
     elif code == 1:
         for j in range(n):
-            dst[j] = tanh(src[j])
+            dst[j] = vtanh(src[j])
     elif code == 2:
         for j in range(n):
             dst[j] = softplus(src[j])
     else:
         for j in range(n):
-            dst[j] = relu(src[j])
+            dst[j] = vrelu(src[j])
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, error_model="numpy")
 def phi_array(code, x, out):
     """``out = phi(x)`` for a C-contiguous 2-D array, parallel over rows."""
     for a in prange(x.shape[0]):
         phi_row(code, x[a], out[a])
 
 
-@numba.njit(inline="always", cache=True)
-def row_rates(phi, mech, us, vs, rs, gs, Ds, a):
-    """Row ``a``: ``rs = phi(us)``, ``gs = phi(vs)`` and, when H = B, ``Ds = rs[i+1] - gs[i]``."""
+@numba.njit(cache=True, error_model="numpy")
+def rates(phi, mech, us, vs, rs, gs, Ds):
+    """Rates of the whole batch in place: ``rs = phi(us)``, ``gs = phi(vs)`` and, when H = B,
+    ``Ds = rs[i+1] - gs[i]``; each over a layer's array as one flat row (C-contiguous), so that
+    narrow layers (10 output units) run vectorised too instead of a short loop per sample."""
     L = len(us)
     for i in range(L):
-        phi_row(phi, us[i][a], rs[i][a])
+        phi_row(phi, us[i].ravel(), rs[i].ravel())
     for i in range(L - 1):
-        v = vs[i][a]
-        g = gs[i][a]
-        phi_row(phi, v, g)
+        g = gs[i].ravel()
+        phi_row(phi, vs[i].ravel(), g)
         if mech != MECH_LEARNED:
-            D = Ds[i][a]
-            R = rs[i + 1][a]
-            for j in range(v.shape[0]):
-                D[j] = R[j] - g[j]
-
-
-def _rates(phi, mech, us, vs, rs, gs, Ds):
-    """Rates of the whole batch (``row_rates`` for every row), in place."""
-    for a in prange(us[0].shape[0]):
-        row_rates(phi, mech, us, vs, rs, gs, Ds, a)
-
-
-# Each compiled twice: parallel over the batch rows, and serial for small work, where starting the
-# threads costs more than the step (a 3-sample batch of a 20-unit network: ~20x).
-rates_par = numba.njit(parallel=True, cache=True)(_rates)
-rates_ser = numba.njit(cache=True)(_rates)
+            d, r = Ds[i].ravel(), rs[i + 1].ravel()
+            for j in range(d.shape[0]):
+                d[j] = r[j] - g[j]
 
 
 @numba.njit(cache=True)
@@ -175,118 +166,136 @@ def products(Ws, Bs, Gs, Hs, rs, gs, As, Ts, Ds, GAs, mech):
             np.dot(Ds[i], Bs[i].T, Ts[i])
 
 
-@numba.njit(inline="always", cache=True)
-def advance(old, inp, tau, dt, decay, euler):
-    """One step of ``tau dx/dt = -x + inp`` from ``old``: forward Euler, or exponential Euler
-    (``decay = exp(-dt / tau)``, exact for a constant input). Returns ``(new, dx/dt at old)``."""
-    d = (inp - old) / tau
-    x = old + dt * d if euler else inp + (old - inp) * decay
-    return x, d
+@numba.njit(cache=True, error_model="numpy")
+def _step(x, inp, c, euler, m, mx, j):
+    """Element ``j`` of :func:`advance`."""
+    t = inp - x[j]
+    z = x[j] + t * c if euler else inp - t * c
+    x[j] = z
+    return max(m, bits(abs(t))), max(mx, bits(abs(z)))
 
 
-def _update(phi, drive, bs, cs, us, vs, rs, gs, As, Ts, Ds, GAs, y, beta, nudge, clamp, hold,
-           mech, method, dt, tau, tau_g, decay, decay_g, blowup, row_max, row_bad, with_rates):
-    """One step for every row: u and v from the pre-step currents, then (``with_rates``) the new
-    rates; without them the caller computes the rates (:class:`ghostnet.dynamics.Integrator` does
-    so with numpy's SIMD functions for large networks, several times faster than scalar ``exp``).
-    (List items are fetched outside the element loops: a typed-list lookup per element costs more
-    than the arithmetic.)"""
+@numba.njit(cache=True, error_model="numpy")
+def advance(x, p, q, c, euler, with_q):
+    """One step of ``tau dx/dt = -x + inp`` in place (1-D arrays), ``inp = p + q`` (``with_q``) or
+    ``p``: forward Euler (``c = dt / tau``: ``x + c (inp - x)``) or exponential Euler
+    (``c = exp(-dt / tau)``: ``inp - c (inp - x)``, exact for a constant input). Returns the bit
+    patterns (:func:`ghostnet._vmath.bits`) of max |inp - x| before the step and of max |x| after
+    it, as integer maxima so that the loop vectorises; a NaN or inf shows as a pattern above
+    inf's. (Four loops so that each is branch-free.)"""
+    m = bits(x[0]) ^ bits(x[0])  # zero of the pattern's integer type (a literal 0 would widen it)
+    mx = m
+    n = x.shape[0]
+    if euler:
+        if with_q:
+            for j in range(n):
+                m, mx = _step(x, p[j] + q[j], c, True, m, mx, j)
+        else:
+            for j in range(n):
+                m, mx = _step(x, p[j], c, True, m, mx, j)
+    else:
+        if with_q:
+            for j in range(n):
+                m, mx = _step(x, p[j] + q[j], c, False, m, mx, j)
+        else:
+            for j in range(n):
+                m, mx = _step(x, p[j], c, False, m, mx, j)
+    return m, mx
+
+
+@numba.njit(cache=True, error_model="numpy")
+def update(drive, bs, cs, us, vs, rs, As, Ts, Ds, GAs, y, beta, nudge, clamp, hold, mech, method,
+           dt, tau, tau_g, blowup, buf):
+    """One step of u and v for the whole batch from the pre-step currents (the caller then
+    computes the new rates with :func:`rates`). Per population the input of MODEL.md §2 goes
+    into ``buf`` (1-D, batch x the widest layer, the arrays' dtype), then :func:`advance` steps
+    the potentials as one flat row; all in the arrays' precision (float32 stays float32) and in
+    loops that LLVM vectorises. Ghosts first: replicate reads its partner's pre-step potential.
+    Returns ``(max |du/dt|, |dv/dt|, whether a potential left (-blowup, blowup) or is not
+    finite)``."""
     L = len(us)
-    nb = us[0].shape[0]
     euler = method == METHOD_EULER
-    for a in prange(nb):
-        maxd = 0.0
-        bad = False
-        # ghosts first: replicate reads the partner's pre-step potential
-        if not hold:
-            for i in range(L - 1):
-                v = vs[i][a]
-                if mech == MECH_COPY:
-                    src = As[i + 1][a]
-                    bias = bs[i + 1][0]
-                elif mech == MECH_LEARNED:
-                    src = GAs[i][a]
-                    bias = cs[i][0]
-                else:
-                    src = us[i + 1][a]
-                    bias = cs[i][0]
-                with_bias = mech != MECH_REPLICATE
-                for j in range(v.shape[0]):
-                    inp = src[j] + bias[j] if with_bias else src[j]
-                    x, d = advance(v[j], inp, tau_g, dt, decay_g, euler)
-                    maxd = max(maxd, abs(d))
-                    bad |= not (abs(x) < blowup)
-                    v[j] = x
-        for i in range(L):
-            last = i == L - 1
-            if last and clamp:
-                continue
-            u = us[i][a]
-            R = rs[i][a]
-            src = drive[a] if i == 0 else As[i][a]
-            bias = bs[i][0]
-            b_on = i > 0  # the drive already holds b_1
-            if not last:
-                T = Ts[i][a]
-                Hg = Ds[i][a]
-                sub = mech == MECH_LEARNED  # learned: T - H phi(v); otherwise T is already net
-                for j in range(u.shape[0]):
-                    inp = src[j] + (bias[j] if b_on else 0.0) + (T[j] - Hg[j] if sub else T[j])
-                    x, d = advance(u[j], inp, tau, dt, decay, euler)
-                    maxd = max(maxd, abs(d))
-                    bad |= not (abs(x) < blowup)
-                    u[j] = x
+    one = us[0][0, 0]  # the arrays' float type, for the constants below
+    c_u = like(dt / tau if euler else math.exp(-dt / tau), one)
+    c_g = like(dt / tau_g if euler else math.exp(-dt / tau_g), one)
+    bn = like(beta if nudge else 0.0, one)
+    limit = bits(like(blowup, one))
+    m_g = limit ^ limit  # zero, of the pattern's integer type
+    m_u = m_g
+    mx = m_g
+    if not hold:
+        for i in range(L - 1):
+            V = vs[i]
+            nb, n = V.shape
+            if mech == MECH_REPLICATE:  # the partner's potential, no bias
+                m, x = advance(V.ravel(), us[i + 1].ravel(), buf, c_g, euler, False)
             else:
-                Y = y[a]
-                bn = beta if nudge else 0.0
-                for j in range(u.shape[0]):
-                    inp = src[j] + (bias[j] if b_on else 0.0) + bn * (Y[j] - R[j])
-                    x, d = advance(u[j], inp, tau, dt, decay, euler)
-                    maxd = max(maxd, abs(d))
-                    bad |= not (abs(x) < blowup)
-                    u[j] = x
-        # rates of the new state, for the next step's products
-        if with_rates:
-            row_rates(phi, mech, us, vs, rs, gs, Ds, a)
-        row_max[a] = maxd
-        row_bad[a] = bad
-
-
-update_par = numba.njit(parallel=True, cache=True)(_update)
-update_ser = numba.njit(cache=True)(_update)
+                S, bias = (As[i + 1], bs[i + 1][0]) if mech == MECH_COPY else (GAs[i], cs[i][0])
+                inp = buf[:nb * n].reshape((nb, n))
+                for a in range(nb):
+                    for j in range(n):
+                        inp[a, j] = S[a, j] + bias[j]
+                m, x = advance(V.ravel(), buf[:nb * n], buf, c_g, euler, False)
+            m_g = max(m_g, m)
+            mx = max(mx, x)
+    for i in range(L):
+        last = i == L - 1
+        if last and clamp:
+            continue
+        U = us[i]
+        nb, n = U.shape
+        flat = buf[:nb * n]
+        inp = flat.reshape((nb, n))
+        if i > 0:
+            S, bias = As[i], bs[i][0]
+            for a in range(nb):
+                for j in range(n):
+                    inp[a, j] = S[a, j] + bias[j]
+        elif last or mech == MECH_LEARNED:  # the drive already holds b_1
+            d = drive.ravel()
+            for k in range(nb * n):
+                flat[k] = d[k]
+        if last:
+            r = rs[i]
+            for a in range(nb):
+                for j in range(n):
+                    inp[a, j] += bn * (y[a, j] - r[a, j])
+            m, x = advance(U.ravel(), flat, flat, c_u, euler, False)
+        elif mech == MECH_LEARNED:  # T - H phi(v) (Ds holds H phi(v))
+            T, Hg = Ts[i], Ds[i]
+            for a in range(nb):
+                for j in range(n):
+                    inp[a, j] += T[a, j] - Hg[a, j]
+            m, x = advance(U.ravel(), flat, flat, c_u, euler, False)
+        else:  # the drive (layer 1) or A + b, plus T, summed in the step's loop
+            first = drive.ravel() if i == 0 else flat
+            m, x = advance(U.ravel(), first, Ts[i].ravel(), c_u, euler, True)
+        m_u = max(m_u, m)
+        mx = max(mx, x)
+    maxd = max(float(unbits(m_u, one)) / tau, float(unbits(m_g, one)) / tau_g)
+    return maxd, mx >= limit
 
 
 @numba.njit(cache=True)
 def integrate(phi, drive, Ws, bs, Bs, Gs, cs, Hs, us, vs, rs, gs, As, Ts, Ds, GAs, y,
               beta, nudge, clamp, hold, mech, method, dt, tau, tau_g,
-              n_steps, use_tol, tol, blowup, row_max, row_bad, parallel):
+              n_steps, use_tol, tol, blowup, buf):
     """Integrate up to ``n_steps`` steps in place; stop early when max |du/dt| < tol (use_tol).
 
     Returns ``(steps_taken, max_abs_derivative, status)``; status 1 means the potentials left
     ``[-blowup, blowup]`` or became non-finite at step ``steps_taken``.
     max |du/dt| covers pyramidal and ghost potentials and is measured before the last step.
-    ``row_max`` (float64, batch) and ``row_bad`` (bool, batch) are scratch. ``phi`` is the
-    transfer code (``TRANSFER_CODES``); ``parallel`` picks the threaded element-wise pass.
+    ``buf`` (1-D, batch x widest layer, the arrays' dtype) is scratch. ``phi`` is the transfer
+    code (``TRANSFER_CODES``).
     """
-    decay = math.exp(-dt / tau)
-    decay_g = math.exp(-dt / tau_g)
     maxd = np.inf
-    if parallel:
-        rates_par(phi, mech, us, vs, rs, gs, Ds)
-    else:
-        rates_ser(phi, mech, us, vs, rs, gs, Ds)
+    rates(phi, mech, us, vs, rs, gs, Ds)
     for step in range(n_steps):
         products(Ws, Bs, Gs, Hs, rs, gs, As, Ts, Ds, GAs, mech)
-        if parallel:
-            update_par(phi, drive, bs, cs, us, vs, rs, gs, As, Ts, Ds, GAs, y, beta, nudge, clamp,
-                       hold, mech, method, dt, tau, tau_g, decay, decay_g, blowup, row_max, row_bad,
-                       True)
-        else:
-            update_ser(phi, drive, bs, cs, us, vs, rs, gs, As, Ts, Ds, GAs, y, beta, nudge, clamp,
-                       hold, mech, method, dt, tau, tau_g, decay, decay_g, blowup, row_max, row_bad,
-                       True)
-        maxd = row_max.max()
-        if row_bad.any():
+        maxd, bad = update(drive, bs, cs, us, vs, rs, As, Ts, Ds, GAs, y, beta, nudge, clamp, hold,
+                           mech, method, dt, tau, tau_g, blowup, buf)
+        rates(phi, mech, us, vs, rs, gs, Ds)
+        if bad:
             return step + 1, maxd, STATUS_BLOWUP
         if use_tol and maxd < tol:
             return step + 1, maxd, STATUS_OK

@@ -5,7 +5,6 @@ What is integrated (the vector field) lives in :mod:`ghostnet._kernels`; this mo
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,19 +12,9 @@ from numba import typed
 
 from ghostnet import _kernels as K
 from ghostnet.config import ModelConfig
-from ghostnet.linalg import affine, dot_into
+from ghostnet.linalg import affine, dot_into, wide
 from ghostnet.params import Params
-from ghostnet.transfer import phi, phi_into
-
-PARALLEL_MIN_ELEMENTS = 20000
-"""Below this many element updates per step the fused kernel runs single-threaded."""
-
-NUMPY_MIN_ELEMENTS = 1000
-"""From this many element updates per step (batch x units) a phase steps in numpy (products by
-BLAS, update and rates by numpy's vectorised loops, a Python loop over the steps) instead of the
-fused Numba kernel. 50 steps, float32 (stop 11): 784-500-500-10 at batch 4 26 -> 7 ms, at batch 16
-35 -> 10 ms; 784-100-10 at batch 16 2.35 -> 1.75 ms; 100-50-10 at batch 64 3.9 -> 1.9 ms; below
-it the kernel is ahead by ~8% (20-30-25-15-5 at batch 4: 3.3 against 3.4 ms)."""
+from ghostnet.transfer import phi
 
 BLOWUP = 1e6
 """A potential beyond this (or non-finite) is a numerical blow-up."""
@@ -120,6 +109,21 @@ class Currents:
         return self._a
 
 
+def step_product_shapes(sizes, mechanism: str) -> list[tuple[int, int]]:
+    """``(n_in, n_out)`` of each matrix product in a step of the dynamics (MODEL.md §2): the
+    bottom-up ``W_i r_{i-1}`` above the first layer and the top-down currents (one product
+    ``B_i (r_{i+1} - phi(v_i))`` when H = B; ``B_i r_{i+1}``, ``H_i phi(v_i)`` and the learned
+    ghosts' ``G_i r_i`` otherwise)."""
+    n = sizes
+    L = len(n) - 1
+    shapes = [(n[i], n[i + 1]) for i in range(1, L)]
+    for i in range(L - 1):
+        shapes.append((n[i + 2], n[i + 1]))
+        if mechanism == "learned":
+            shapes += [(n[i + 2], n[i + 1]), (n[i + 1], n[i + 2])]
+    return shapes
+
+
 class Workspace:
     """Preallocated buffers for one (sizes, batch, dtype); reused across phases."""
 
@@ -152,84 +156,21 @@ class Workspace:
         self.D_list = [np.zeros((batch, width(i)), dt) for i in range(hidden)]
         self.Ds = tl(self.D_list)
         self.GAs = tl([np.zeros((batch, n[i + 2]), dt) for i in range(hidden)])
-        self.row_max = np.zeros(batch)
-        self.row_bad = np.zeros(batch, dtype=np.bool_)
-        # the fused kernel's threads pay off from a few tens of thousands of element updates per
-        # step; stepping in numpy from a thousand (NUMPY_MIN_ELEMENTS)
-        self.parallel = batch >= 8 and batch * sum(n[1:]) >= PARALLEL_MIN_ELEMENTS
-        self.numpy_rates = batch * sum(n[1:]) >= NUMPY_MIN_ELEMENTS
+        self.buf = np.zeros(batch * max(n[1:]), dt)  # the element-wise kernel's inputs
+        # the loop over steps in Python where a product gains from the transposed orientation
+        # (784-500-500-10 at batch 100: 649 against 688 us a step, float32); otherwise inside
+        # the kernel, which saves ~12 us a step of calls (784-500-10: 53 against 66 us)
+        self.python_loop = any(wide(batch, n_in, n_out)
+                               for n_in, n_out in step_product_shapes(config.sizes, config.mechanism))
         self._tl = tl
-        self._scratch: dict[tuple, tuple] = {}
+        self._scratch: dict[tuple, np.ndarray] = {}
         self._dtype = dt
 
-    def scratch(self, shape: tuple) -> tuple:
-        """Three reusable buffers of ``shape`` (the numpy update's temporaries)."""
+    def scratch(self, shape: tuple) -> np.ndarray:
+        """A reusable buffer of ``shape`` (for the products' transposes)."""
         if shape not in self._scratch:
-            self._scratch[shape] = tuple(np.empty(shape, self._dtype) for _ in range(3))
+            self._scratch[shape] = np.empty(shape, self._dtype)
         return self._scratch[shape]
-
-
-def _update_numpy(drive, b, c, u, v, r, A, T, D, GA, y, beta, nudge, clamp, hold, mech, euler,
-                  dt, tau, tau_g, decay, decay_g, blowup, scratch):
-    """One step of MODEL.md §2 for the whole batch in place, with numpy's vectorised loops: the
-    arithmetic of :func:`ghostnet._kernels._update` (same order of operations; the kernel
-    promotes some float32 terms to float64, this stays in the arrays' dtype), from the pre-step
-    currents (``A``, ``T``, ``D``, ``GA`` and the rates ``r``). Ghosts first (replicate reads its
-    partner's pre-step potential). ``scratch(shape)`` gives three reusable buffers of a shape.
-    Returns ``(max |dx/dt| over u and v, whether a potential left [-blowup, blowup] or is not
-    finite)``."""
-    maxd = 0.0
-    bad = False
-
-    def advance(x, inp, tau_, decay_, tmp):  # x <- one step of tau dx/dt = -x + inp
-        nonlocal maxd, bad
-        np.subtract(inp, x, out=tmp)  # tau dx/dt
-        m = max(float(tmp.max()), -float(tmp.min())) / tau_  # two reads, no |.| written
-        if euler:
-            tmp *= dt / tau_
-            x += tmp
-        else:  # exponential Euler: inp + (x - inp) decay
-            tmp *= decay_
-            np.subtract(inp, tmp, out=x)
-        maxd = max(maxd, m)
-        # a NaN makes both comparisons false: not finite counts as blown up
-        bad |= not (float(x.max()) < blowup and float(x.min()) > -blowup)
-
-    L = len(u)
-    if not hold:
-        for i in range(L - 1):
-            inp, tmp, _ = scratch(v[i].shape)
-            if mech == K.MECH_COPY:
-                np.add(A[i + 1], b[i + 1], out=inp)
-            elif mech == K.MECH_LEARNED:
-                np.add(GA[i], c[i], out=inp)
-            else:  # replicate: the partner's potential, no bias
-                np.copyto(inp, u[i + 1])
-            advance(v[i], inp, tau_g, decay_g, tmp)
-    for i in range(L):
-        last = i == L - 1
-        if last and clamp:
-            continue
-        inp, tmp, net = scratch(u[i].shape)
-        if i == 0 and not last and mech != K.MECH_LEARNED:
-            np.add(drive, T[0], out=inp)  # one pass: the drive holds b_1
-        else:
-            if i:
-                np.add(A[i], b[i], out=inp)
-            else:
-                np.copyto(inp, drive)
-            if last:
-                if nudge:
-                    np.subtract(y, r[i], out=net)
-                    net *= beta
-                    inp += net
-            elif mech == K.MECH_LEARNED:  # T - H phi(v) (D holds H phi(v))
-                np.subtract(T[i], D[i], out=net)
-                inp += net
-            else:
-                inp += T[i]
-        advance(u[i], inp, tau, decay, tmp)
-    return maxd, bad
 
 
 def _refresh_copies(typed_lists, params: Params) -> None:
@@ -350,12 +291,12 @@ class Integrator:
         converged = False
         while done < total:
             n = min(chunk, total - done)
-            integrate = self._integrate_numpy_rates if ws.numpy_rates else K.integrate
+            integrate = self._integrate_python if ws.python_loop else K.integrate
             steps, maxd, status = integrate(
                 K.TRANSFER_CODES[cfg.transfer], *args, float(beta), nudge, clamp, hold_ghosts,
                 MECH_CODES[cfg.mechanism], METHOD_CODES[cfg.method], float(cfg.dt),
                 float(cfg.tau), float(cfg.tau_g), n, use_tol, float(cfg.tol), BLOWUP,
-                ws.row_max, ws.row_bad, ws.parallel,
+                ws.buf,
             )
             done += steps
             if status == K.STATUS_BLOWUP:
@@ -382,60 +323,39 @@ class Integrator:
                 break
         return done, maxd, converged
 
-    def _integrate_numpy_rates(self, phi, drive, Ws, bs, Bs, Gs, cs, Hs, us, vs, rs, gs, As, Ts,
-                               Ds, GAs, y, beta, nudge, clamp, hold, mech, method, dt, tau, tau_g,
-                               n_steps, use_tol, tol, blowup, row_max, row_bad, parallel):
-        """:func:`ghostnet._kernels.integrate` step for step in numpy: the products by BLAS into
-        the workspace, the update of u and v by :func:`_update_numpy` and the rates by numpy's
-        SIMD functions, instead of the Numba kernels' scalar loops (784-500-10 at batch 100: the
-        update 148 us a step in the kernel, parallel or not, ~35 us in numpy; the rates 5x
-        faster than scalar ``exp``; the loop over steps costs ~20 us a step)."""
+    def _integrate_python(self, phi, drive, Ws, bs, Bs, Gs, cs, Hs, us, vs, rs, gs, As, Ts, Ds,
+                          GAs, y, beta, nudge, clamp, hold, mech, method, dt, tau, tau_g, n_steps,
+                          use_tol, tol, blowup, buf):
+        """:func:`ghostnet._kernels.integrate` with the loop over steps in Python: the products by
+        BLAS through :func:`ghostnet.linalg.dot_into` (each in its faster orientation), then the
+        same element-wise kernel (serial: its threads would cost more to wake than they save,
+        ~155 against 27 us for 100 x 500 float32). The Python loop costs ~5 us a step."""
         ws = self._ws
-        name = self.config.transfer
         hidden = len(ws.g_list)
-        items = lambda lst, n: [lst[i] for i in range(n)]  # the same arrays, as Python lists
         L = len(us)
-        u_list, v_list = items(us, L), items(vs, hidden)
-        W, B, G, H = items(Ws, L), items(Bs, hidden), items(Gs, hidden), items(Hs, hidden)
-        A, T, D, GA = items(As, L), items(Ts, hidden), ws.D_list, items(GAs, hidden)
-        r, g = ws.r_list, ws.g_list
-        decay, decay_g = math.exp(-dt / tau), math.exp(-dt / tau_g)
-        bias = [bs[i][0] for i in range(L)]
-        cbias = [cs[i][0] for i in range(hidden)]
-        euler = method == K.METHOD_EULER
-        scratch = ws.scratch
+        W, B, G, H = (list(x) for x in (Ws, Bs, Gs, Hs))
+        A, T, GA = list(As), list(Ts), list(GAs)
+        r, g, D = ws.r_list, ws.g_list, ws.D_list
+        tmp = ws.scratch
+        learned = mech == K.MECH_LEARNED
 
-        def buf(shape):  # a scratch buffer, free while the products run
-            return scratch(shape)[0]
-
-        def products():  # as K.products, in the faster orientation (ghostnet.linalg)
-            for i in range(1, L):
-                dot_into(r[i - 1], W[i], A[i], buf)
-            for i in range(hidden):
-                if mech == K.MECH_LEARNED:
-                    dot_into(r[i + 1], B[i], T[i], buf)
-                    dot_into(g[i], H[i], D[i], buf)
-                    dot_into(r[i], G[i], GA[i], buf)
-                else:
-                    dot_into(D[i], B[i], T[i], buf)
-
-        def rates():
-            for src, dst in zip(u_list + v_list, r + g):
-                phi_into(src, dst, name)
-            if mech != K.MECH_LEARNED:
-                for i in range(hidden):
-                    np.subtract(r[i + 1], g[i], out=D[i])
-
-        rates()
+        K.rates(phi, mech, us, vs, rs, gs, Ds)
         maxd = np.inf
         for step in range(n_steps):
-            products()
-            maxd, bad = _update_numpy(drive, bias, cbias, u_list, v_list, r, A, T, D, GA, y, beta,
-                                      nudge, clamp, hold, mech, euler, dt, tau, tau_g, decay,
-                                      decay_g, blowup, scratch)
+            for i in range(1, L):
+                dot_into(r[i - 1], W[i], A[i], tmp)
+            for i in range(hidden):
+                if learned:
+                    dot_into(r[i + 1], B[i], T[i], tmp)
+                    dot_into(g[i], H[i], D[i], tmp)
+                    dot_into(r[i], G[i], GA[i], tmp)
+                else:
+                    dot_into(D[i], B[i], T[i], tmp)
+            maxd, bad = K.update(drive, bs, cs, us, vs, rs, As, Ts, Ds, GAs, y, beta, nudge, clamp,
+                                 hold, mech, method, dt, tau, tau_g, blowup, buf)
+            K.rates(phi, mech, us, vs, rs, gs, Ds)
             if bad:
                 return step + 1, maxd, K.STATUS_BLOWUP
-            rates()
             if use_tol and maxd < tol:
                 return step + 1, maxd, K.STATUS_OK
         return n_steps, maxd, K.STATUS_OK

@@ -105,15 +105,15 @@ def test_recording_stride_and_final_state(rng):
     assert all(np.array_equal(p, q) for p, q in zip(state.u, state2.u))
 
 
-@pytest.mark.parametrize("numpy_path", [False, True])
-def test_blow_up_is_detected_and_names_dt(numpy_path, rng):
+@pytest.mark.parametrize("python_loop", [False, True])
+def test_blow_up_is_detected_and_names_dt(python_loop, rng):
     """Strong positive feedback through B makes relu potentials run away within the step bound of
-    the leak term: the integrator stops and the error names dt and the bound (the fused kernel,
-    and the numpy path that large networks take)."""
+    the leak term: the integrator stops and the error names dt and the bound (with the loop over
+    steps in the kernel, and in Python as networks with wide layers take it)."""
     cfg = ModelConfig(sizes=[4, 6, 6, 3], transfer="relu", method="euler", dt=0.5,
                       settle="fixed", steps=2000, mechanism="learned")
     net = GhostNetwork(cfg)
-    net.integrator.workspace(2).numpy_rates = numpy_path
+    net.integrator.workspace(2).python_loop = python_loop
     for w in net.params.W + net.params.B:
         w[...] = np.abs(w) * 5.0
     net.params.H[0][...] = 0.0  # learned ghosts, no inhibition yet: nothing cancels the loop
@@ -141,18 +141,18 @@ def test_bad_input_shapes_are_refused(rng):
 
 @pytest.mark.parametrize("mechanism", ["copy", "learned", "replicate"])
 @pytest.mark.parametrize("transfer", ["logistic", "tanh", "softplus", "relu"])
-def test_numpy_rates_path_matches_the_fused_kernel(mechanism, transfer, rng):
-    """Large networks update the potentials and compute the rates with numpy's array operations
-    step by step, small ones in the fused kernel: the same phases to rounding (float64), both
-    phases, blow-up check included."""
+def test_python_loop_matches_the_kernel_loop(mechanism, transfer, rng):
+    """Networks with wide layers loop over the steps in Python (products in their faster
+    orientation), others inside the kernel: the same phases to rounding (float64), both phases,
+    blow-up check included."""
     cfg = ModelConfig(sizes=[30, 40, 35, 10], transfer=transfer, mechanism=mechanism, beta=0.1,
                       settle="fixed", steps=40, seed=3)
     net = GhostNetwork(cfg)
     x, y = random_batch(cfg, 16, rng)
     out = {}
-    for numpy_rates in (False, True):
-        net.integrator.workspace(16).numpy_rates = numpy_rates
-        out[numpy_rates] = _both_phases(net, x, y, 40)
+    for python_loop in (False, True):
+        net.integrator.workspace(16).python_loop = python_loop
+        out[python_loop] = _both_phases(net, x, y, 40)
     assert _maxdiff(out[True][0], out[False][0]) < 1e-12
     assert _maxdiff(out[True][1], out[False][1]) < 1e-12
     assert _maxdiff(out[True][1], out[True][0]) > 1e-4  # the nudge did something
@@ -161,9 +161,9 @@ def test_numpy_rates_path_matches_the_fused_kernel(mechanism, transfer, rng):
     # and the tolerance rule stops at the same step on either path
     tol_net = GhostNetwork(cfg.replace(settle="tol", tol=1e-5, max_steps=3000))
     steps = {}
-    for numpy_rates in (False, True):
-        tol_net.integrator.workspace(16).numpy_rates = numpy_rates
-        steps[numpy_rates] = tol_net.free_phase(x)[1].steps
+    for python_loop in (False, True):
+        tol_net.integrator.workspace(16).python_loop = python_loop
+        steps[python_loop] = tol_net.free_phase(x)[1].steps
     assert steps[True] == steps[False] < 3000
 
 
@@ -262,20 +262,22 @@ def test_output_equation_newton_matches_brentq(transfer, dtype, rng):
 
 @pytest.mark.parametrize("method", ["euler", "expeuler"])
 @pytest.mark.parametrize("mechanism", ["copy", "learned", "replicate"])
-def test_numpy_path_in_float32_agrees_with_the_kernel_and_clamps(method, mechanism, rng):
-    """The numpy step in float32 (its arithmetic stays in float32; the kernel promotes some
-    terms to float64) agrees with the fused kernel to float32 rounding, with a clamped output
-    too (the output is not integrated)."""
+def test_float32_steps_agree_with_float64_on_both_paths(method, mechanism, rng):
+    """The element-wise kernel computes float32 networks in float32 (vector width): both loops
+    (Python, kernel) agree with the same network run in float64 to float32 rounding, with a
+    clamped output too (the output is not integrated), and stay float32."""
     for output in ("nudge", "clamp"):
         cfg = ModelConfig(sizes=[30, 40, 35, 10], mechanism=mechanism, method=method, beta=0.1,
-                          settle="fixed", steps=40, seed=3, dtype="float32", output=output)
-        net = GhostNetwork(cfg)
+                          settle="fixed", steps=40, seed=3, dtype="float64", output=output)
         x, y = random_batch(cfg, 16, rng)
         y = np.clip(y, 0.05, 0.95)
-        out = {}
-        for numpy_path in (False, True):
-            net.integrator.workspace(16).numpy_rates = numpy_path
-            out[numpy_path] = _both_phases(net, x, y, 40)
-        for k in (0, 1):
-            assert out[True][k].u[0].dtype == np.float32
-            assert _maxdiff(out[True][k], out[False][k]) < 2e-5
+        ref = _both_phases(GhostNetwork(cfg), x, y, 40)
+        net = GhostNetwork(cfg.replace(dtype="float32"))
+        x32, y32 = x.astype(np.float32), y.astype(np.float32)
+        for python_loop in (False, True):
+            net.integrator.workspace(16).python_loop = python_loop
+            out = _both_phases(net, x32, y32, 40)
+            for k in (0, 1):
+                assert out[k].u[0].dtype == np.float32
+                scale = max(np.abs(a).max() for a in ref[k].u + ref[k].v)
+                assert _maxdiff(out[k], ref[k]) < 2e-5 * max(1.0, scale)
