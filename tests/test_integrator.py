@@ -281,3 +281,29 @@ def test_float32_steps_agree_with_float64_on_both_paths(method, mechanism, rng):
                 assert out[k].u[0].dtype == np.float32
                 scale = max(np.abs(a).max() for a in ref[k].u + ref[k].v)
                 assert _maxdiff(out[k], ref[k]) < 2e-5 * max(1.0, scale)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_parameters_changed_or_replaced_between_phases_are_seen(dtype, rng):
+    """The integrator keeps its typed lists of the parameters between phases: a phase after an
+    in-place change (W_2 scaled, so also the symmetric feedback B_1 = W_2^T, a view the kernels
+    get as a copy; a bias) or after replacing an array agrees bitwise with a fresh network
+    holding the same values."""
+    cfg = ModelConfig(sizes=SIZES, settle="fixed", steps=20, dtype=dtype, beta=0.1)
+    net = GhostNetwork(cfg)
+    x, y = random_batch(cfg, 4, rng)
+    _both_phases(net, x, y, 20)  # builds the lists
+    net.params.W[1] *= 1.5
+    net.params.b[2] += 0.25
+    old = net.params.W[0]
+    kept = old.copy()
+    net.params.W[0] = old * 0.5  # a new array
+    net.params.tie(cfg)
+    fresh = GhostNetwork(cfg, params=net.params.copy())
+    got, want = _both_phases(net, x, y, 20), _both_phases(fresh, x, y, 20)
+    for k in (0, 1):
+        assert all(np.array_equal(p, q) for p, q in zip(got[k].u + got[k].v, want[k].u + want[k].v))
+    assert np.array_equal(old, kept)  # the array it replaced is left alone
+    # and the change mattered
+    before = _both_phases(GhostNetwork(cfg), x, y, 20)
+    assert _maxdiff(got[1], before[1]) > 1e-3
