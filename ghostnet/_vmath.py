@@ -18,6 +18,10 @@ that vectorise: for x >= 0 the order of the patterns is the order of the values,
 non-finite value's |x| pattern is above that of every finite one, so an integer max over
 ``bits(abs(x))`` is a max |x| and a NaN/inf check in one (float max reductions do not vectorise
 in Numba, even with fastmath).
+
+For developers: Numba's on-disk cache of the kernels in :mod:`ghostnet._kernels` is keyed on that
+file alone and does not notice an edit here; after changing this module, touch ``_kernels.py``
+(or delete ``ghostnet/__pycache__``) so that the kernels are compiled again.
 """
 from __future__ import annotations
 
