@@ -208,6 +208,14 @@ def advance(x, p, q, c, euler, with_q):
 
 
 @numba.njit(cache=True, error_model="numpy")
+def add_rows(out, S, bias):
+    """``out = S + bias`` for batch x n arrays and an n-vector (the bias added to every row)."""
+    for a in range(S.shape[0]):
+        for j in range(S.shape[1]):
+            out[a, j] = S[a, j] + bias[j]
+
+
+@numba.njit(cache=True, error_model="numpy")
 def update(drive, bs, cs, us, vs, rs, As, Ts, Ds, GAs, y, beta, nudge, clamp, hold, mech, method,
            dt, tau, tau_g, blowup, buf):
     """One step of u and v for the whole batch from the pre-step currents (the caller then
@@ -235,10 +243,7 @@ def update(drive, bs, cs, us, vs, rs, As, Ts, Ds, GAs, y, beta, nudge, clamp, ho
                 m, x = advance(V.ravel(), us[i + 1].ravel(), buf, c_g, euler, False)
             else:
                 S, bias = (As[i + 1], bs[i + 1][0]) if mech == MECH_COPY else (GAs[i], cs[i][0])
-                inp = buf[:nb * n].reshape((nb, n))
-                for a in range(nb):
-                    for j in range(n):
-                        inp[a, j] = S[a, j] + bias[j]
+                add_rows(buf[:nb * n].reshape((nb, n)), S, bias)
                 m, x = advance(V.ravel(), buf[:nb * n], buf, c_g, euler, False)
             m_g = max(m_g, m)
             mx = max(mx, x)
@@ -251,10 +256,7 @@ def update(drive, bs, cs, us, vs, rs, As, Ts, Ds, GAs, y, beta, nudge, clamp, ho
         flat = buf[:nb * n]
         inp = flat.reshape((nb, n))
         if i > 0:
-            S, bias = As[i], bs[i][0]
-            for a in range(nb):
-                for j in range(n):
-                    inp[a, j] = S[a, j] + bias[j]
+            add_rows(inp, As[i], bs[i][0])
         elif last or mech == MECH_LEARNED:  # the drive already holds b_1
             d = drive.ravel()
             for k in range(nb * n):

@@ -173,16 +173,22 @@ class Workspace:
         return self._scratch[shape]
 
 
+def _refresh(lst, arrays) -> None:
+    """Bring the kernels' own copies in the typed list ``lst`` (of parameters that are not
+    C-contiguous arrays of the run's dtype: B as the transposed view of W, symmetric feedback)
+    up to date with ``arrays``; items that are the arrays themselves need nothing."""
+    for i, a in enumerate(arrays):
+        dst = lst[i]
+        if not np.may_share_memory(dst, a):
+            dst[...] = a.reshape(dst.shape)
+
+
 def _refresh_copies(typed_lists, params: Params) -> None:
-    """After an in-place weight change: bring the kernels' own copies of parameters that are not
-    C-contiguous arrays (B as the transposed view of W, symmetric feedback) up to date. The
-    typed lists are W, b, B, G, c, H as :func:`_typed` made them."""
+    """After an in-place weight change: :func:`_refresh` for the typed lists of W, b, B, G, c, H
+    as :func:`_typed` made them."""
     for lst, arrays in zip(typed_lists, (params.W, params.b, params.B, params.G, params.c,
                                          params.H)):
-        for i, a in enumerate(arrays):
-            dst = lst[i]
-            if not np.may_share_memory(dst, a):
-                dst[...] = a.reshape(dst.shape)
+        _refresh(lst, arrays)
 
 
 def _typed(arrays, dtype, tl, rows=False):
@@ -207,12 +213,8 @@ class Integrator:
         hit = self._lists.get(name)
         if hit is not None and len(hit[0]) == len(arrays) and all(
                 a is b for a, b in zip(hit[0], arrays)) and hit[2] == dtype:
-            lst = hit[1]
-            for i, a in enumerate(arrays):
-                dst = lst[i]
-                if not np.may_share_memory(dst, a):
-                    dst[...] = a.reshape(dst.shape)
-            return lst
+            _refresh(hit[1], arrays)
+            return hit[1]
         lst = _typed(arrays, dtype, tl, rows)
         self._lists[name] = (list(arrays), lst, dtype)
         return lst
