@@ -75,7 +75,7 @@ _P32 = (F(1.9875691500e-4), F(1.3981999507e-3), F(8.3334519073e-3), F(4.16657958
 _LO32, _HI32 = F(-87.0), F(88.0)  # 2^n stays a normal number: n in [-126, 127]
 _MAGIC32 = F(12582912.0)  # 1.5 * 2^23: adding it rounds to an integer kept in the low bits
 _MAGIC32_BITS = np.int32(0x4B400000)
-_ONE32, _TWO32, _HALF32, _ZERO32 = F(1.0), F(2.0), F(0.5), F(0.0)
+_ONE32, _TWO32, _ZERO32 = F(1.0), F(2.0), F(0.0)
 _T32 = (F(-5.70498872745e-3), F(2.06390887954e-2), F(-5.37397155531e-2), F(1.33314422036e-1),
         F(-3.33332819422e-1))
 _TANH_SMALL32, _TANH_BIG32 = F(0.625), F(44.0)
@@ -88,7 +88,7 @@ _Q64 = (D(3.00198505138664455042e-6), D(2.52448340349684104192e-3), D(2.27265548
 _LO64, _HI64 = D(-708.0), D(709.0)  # n in [-1022, 1023]
 _MAGIC64 = D(6755399441055744.0)  # 1.5 * 2^52
 _MAGIC64_BITS = np.int64(0x4338000000000000)
-_ONE64, _TWO64, _HALF64, _ZERO64 = D(1.0), D(2.0), D(0.5), D(0.0)
+_ONE64, _TWO64, _ZERO64 = D(1.0), D(2.0), D(0.0)
 _TP64 = (D(-9.64399179425052238628e-1), D(-9.92877231001918586564e1), D(-1.61468768441708447952e3))
 _TQ64 = (D(1.12811678491632931402e2), D(2.23548839060100448583e3), D(4.84406305325125486048e3))
 _TANH_SMALL64, _TANH_BIG64 = D(0.625), D(354.0)
@@ -186,13 +186,11 @@ def _ov_exp(x):
 
 @overload(vlogistic, jit_options=_OPTS)
 def _ov_logistic(x):
-    def lg32(x):
-        return _ONE32 / (_ONE32 + _exp32(-x))
+    def lg(x):
+        one = like(1.0, x)
+        return one / (one + vexp(-x))
 
-    def lg64(x):
-        return _ONE64 / (_ONE64 + _exp64(-x))
-
-    return _pick(x, lg32, lg64)
+    return _pick(x, lg, lg)
 
 
 @overload(vtanh, jit_options=_OPTS)
@@ -202,13 +200,11 @@ def _ov_tanh(x):
 
 @overload(vrelu, jit_options=_OPTS)
 def _ov_relu(x):
-    def r32(x):
-        return x if x > _ZERO32 else _ZERO32
+    def relu(x):
+        zero = like(0.0, x)
+        return x if x > zero else zero
 
-    def r64(x):
-        return x if x > _ZERO64 else _ZERO64
-
-    return _pick(x, r32, r64)
+    return _pick(x, relu, relu)
 
 
 @intrinsic
