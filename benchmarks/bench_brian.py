@@ -1,7 +1,7 @@
-"""The same simulation in Brian2 (numpy and cython targets) and in ghostnet's Numba engine (issue 6).
+"""The same simulation in Brian2 (numpy and cython targets) and in ghostnet's Numba engine.
 
 One free + nudged phase pair (forward Euler, the same dt and steps in both engines, float64,
-mechanism copy) on a batch, with the end-of-phase update of MODEL.md §4. Brian2 runs the batch as
+mechanism copy) on a batch, with the end-of-phase update of docs/model.md §4. Brian2 runs the batch as
 independent copies of the network inside one set of groups and synapses (see ghostnet/brian.py);
 its build time (and the cython compilation, cached in ~/.cython after the first run) is reported
 apart from the run time. Medians over repeats; ratios Brian2 / Numba. Each configuration is first
@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from ghostnet import GhostNetwork, ModelConfig
-from ghostnet.brian import BrianGhostNetwork, b2, cython_available, rel_diff
+from ghostnet.engines.brian import BrianGhostNetwork, b2, cython_available, rel_diff
 from ghostnet.io import atomic_write_text
 
 

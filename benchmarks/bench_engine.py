@@ -15,15 +15,15 @@ For 784-500-10 and 784-500-500-10 at batch 100, float32 and float64:
   to backprop of the resulting update, beside the fixed 50 steps;
 - threads: dynamics and equilibrium steps with 1 thread (Numba and BLAS) against 2;
 - epoch: the training loop of one epoch on a fixed 10,000-sample slice of Fashion-MNIST (batch
-  100, float32; `ghostnet.training`, evaluation excluded) beside a plain torch loop on the same
-  samples (nn.Sequential, MSE, SGD; the reference of issue 7's target 1), for the trainer's
+  100, float32; `ghostnet.learning.training`, evaluation excluded) beside a plain torch loop on the same
+  samples (nn.Sequential, MSE, SGD; the reference for the epoch target of at most 1.5x), for the trainer's
   backprop learner (torch.autograd on ghostnet's parameters) and the ghost learner in equilibrium
   mode (torch loop and equilibrium in 7 alternating pairs of processes, median of the ratios;
   where the environment names OpenBLAS's kernels (OPENBLAS_CORETYPE), also 3 pairs with the
   kernels OpenBLAS picks itself),
   in dynamics mode with 50 steps per phase and with the tolerance rule (max|du/dt| < 1e-3), each
   in a fresh process, median of 3;
-- memory: peak resident memory (VmHWM) of one training epoch (`ghostnet.training.train`, ghost
+- memory: peak resident memory (VmHWM) of one training epoch (`ghostnet.learning.training.train`, ghost
   learner, equilibrium mode, Fashion-MNIST loaded whole, 10,000 samples trained) in a fresh process,
   beside what the libraries take once imported (numpy, numba, torch: before any data), what
   Numba's compiler runtime adds when the first kernel runs, and what the dataset and the
@@ -150,12 +150,12 @@ def part_ghost(sizes, dtype, repeats, steps):
     # one dynamics phase against the bare BLAS calls of its shapes
     cfg = ModelConfig(sizes=sizes, dtype=dtype, settle="fixed", steps=steps)
     net = GhostNetwork(cfg)
-    drive = net.integrator.drive(net.params, x)
+    drive = net.engine.integrator.drive(net.params, x)
 
     def phase():
-        net.integrator.run(net.params, State.zeros(cfg, len(x)), drive)
+        net.engine.integrator.run(net.params, State.zeros(cfg, len(x)), drive)
 
-    from ghostnet.linalg import wide
+    from ghostnet.kernels.linalg import wide
 
     p = net.params
     rng = np.random.default_rng(1)
@@ -205,8 +205,8 @@ def part_epoch(sizes, learner, mode, settle, repeats, eq_max_iter=500):
     import dataclasses
     import tempfile
 
-    from ghostnet.data import load
-    from ghostnet.training import TrainConfig, train
+    from ghostnet.learning.data import load
+    from ghostnet.learning.training import TrainConfig, train
 
     data = load("fashion-mnist")
     base = TrainConfig()
@@ -228,10 +228,10 @@ def part_epoch(sizes, learner, mode, settle, repeats, eq_max_iter=500):
 def part_torch_epoch(sizes, repeats):
     """Seconds of one epoch of a plain torch training loop on the same 10,000 samples (batch
     100, float32, shuffled each epoch, forward + MSE + backward + plain SGD step, data held as
-    tensors): the reference for issue 7's target 1."""
+    tensors): the reference for the equilibrium epoch's target of at most 1.5x."""
     import torch
 
-    from ghostnet.data import load
+    from ghostnet.learning.data import load
 
     data = load("fashion-mnist")
     x = torch.from_numpy(np.ascontiguousarray(data.x_train[:10000], dtype=np.float32))
@@ -264,9 +264,9 @@ def part_memory(sizes, dtype, train_size, probe_size=0):
     import dataclasses
     import tempfile
 
-    from ghostnet.data import load
-    from ghostnet.params import Params
-    from ghostnet.training import TrainConfig, train
+    from ghostnet.learning.data import load
+    from ghostnet.model.params import Params
+    from ghostnet.learning.training import TrainConfig, train
 
     if probe_size:
         import importlib
@@ -297,7 +297,7 @@ def part_numba_runtime():
     compiled kernel runs, cached or not: once per process, whatever the data (a training step
     calls two kernels even in equilibrium mode). Measured alone, in its own process, since
     where it lands in a training run depends on what was freed before."""
-    from ghostnet._kernels import axpy  # with all of ghostnet's imports, before measuring
+    from ghostnet.kernels.numba_kernels import axpy  # with all of ghostnet's imports, before measuring
 
     before = _status_kb("VmRSS")
     axpy(np.zeros((1, 1)), 0.0, np.zeros((1, 1)))
@@ -306,7 +306,7 @@ def part_numba_runtime():
 
 def part_brian(sizes, batch, steps, repeats):
     import bench_brian
-    from ghostnet.brian import cython_available
+    from ghostnet.engines.brian import cython_available
 
     targets = ["numpy"] + (["cython"] if cython_available() else [])
     return bench_brian.bench(sizes, batch, steps, 0.1, repeats, targets)

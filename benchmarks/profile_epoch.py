@@ -1,7 +1,7 @@
 """Profile of one training epoch: where the time goes, per function (cProfile) or per line
 (py-spy's sampling, which also sees the time spent inside numpy and BLAS calls).
 
-One epoch of `ghostnet.training.train` on the first 10,000 Fashion-MNIST training samples
+One epoch of `ghostnet.learning.training.train` on the first 10,000 Fashion-MNIST training samples
 (batch 100, float32, beta 0.01, ghost learner, copy mechanism, symmetric feedback) in the given
 mode, after a 200-sample warm-up run that compiles the kernels; prints the epoch's wall time and
 the functions with the most time of their own (cProfile), or, with ``--sampler py-spy`` (needs
@@ -29,7 +29,7 @@ import time
 
 
 def _train(mode: str, sizes: list[int], n: int) -> None:
-    from ghostnet.training import TrainConfig, train
+    from ghostnet.learning.training import TrainConfig, train
 
     base = TrainConfig()
     model = dataclasses.replace(base.model, sizes=sizes, dtype="float32", mode=mode,
@@ -78,7 +78,7 @@ def main(argv=None) -> str:
         text = _pyspy(args, sizes)
         print(text)
         return text
-    from ghostnet.data import load
+    from ghostnet.learning.data import load
 
     _train.data = load("fashion-mnist")
     if args.run_only:  # under py-spy: the epochs it samples, after a warm-up outside the trainer

@@ -1,4 +1,4 @@
-"""Cancellation (MODEL.md §8 E1, E4).
+"""Cancellation (docs/model.md §8 E1, E4).
 
 1. Along the free phase: the largest |t_l| per hidden layer against time, for copy ghosts with
    tau_g = tau (zero at every time, §3 property 1), with tau_g = 0.5 and 2 tau (a transient that
@@ -8,7 +8,7 @@
    batch 32, eta_g = eta_h = 0.2): the relative residual |t_l| / |B_l r_{l+1}| per layer against
    samples seen, and at --probes log-spaced points the angle of the update to backprop per layer
    (beta = 0.01, baseline on, equilibrium mode, batch 16); twice from the same start: without
-   noise (MODEL.md §5 as written), and with exploration noise (--noise, std of a Gaussian current
+   noise (docs/model.md §5 as written), and with exploration noise (--noise, std of a Gaussian current
    into every pyramidal neuron) for the first half of the samples.
 
 Writes trajectory.csv (condition, step, time, layer, max_abs_t, residual) and pretraining.csv
@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from ghostnet import GhostNetwork, ModelConfig, gradcheck
-from ghostnet.dynamics import Recording
+from ghostnet.model.state import Recording
 from ghostnet.io import write_csv
-from ghostnet.mechanisms import pretrain
+from ghostnet.network.mechanisms import pretrain
 
 SIZES = [20, 30, 25, 15, 5]
 
@@ -74,7 +74,7 @@ def main(argv=None):
     pre = []
     for noise in (0.0, args.noise):
         # the same random ghosts, inputs and order; with noise (std `noise` into every pyramidal
-        # neuron, ghostnet.mechanisms.pretrain) for the first half of the budget
+        # neuron, ghostnet.network.mechanisms.pretrain) for the first half of the budget
         net = GhostNetwork(learned.config, start.copy())
         prng = np.random.default_rng(args.seed + 2)
         seen = 0

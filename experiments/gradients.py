@@ -1,4 +1,4 @@
-"""Gradients (MODEL.md §8 E2): per-layer angle and norm ratio between the network's update and
+"""Gradients (docs/model.md §8 E2): per-layer angle and norm ratio between the network's update and
 backprop's gradient (torch.autograd), and for random feedback also feedback alignment's update,
 against beta, against settling time and against depth, for each mechanism and feedback.
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ghostnet import GhostNetwork, ModelConfig, gradcheck
 from ghostnet.io import write_csv
-from ghostnet.mechanisms import pretrain_random
+from ghostnet.network.mechanisms import pretrain_random
 
 VARIANTS = {"copy/symmetric": ("copy", "symmetric"), "copy/random": ("copy", "random"),
             "replicate/symmetric": ("replicate", "symmetric"),

@@ -1,11 +1,11 @@
 """Angle to backprop and cancellation residual against depth for the three ghost mechanisms
-(MODEL.md §5, §8 E2/E4; issue 3). Logistic units, symmetric feedback, float64, equilibrium mode
+(docs/model.md §5, §8 E2/E4). Logistic units, symmetric feedback, float64, equilibrium mode
 (agrees with settled dynamics to < 1e-6), beta = 0.01, batch 16. Mechanism 'learned' starts from
 random ghost weights and is pre-trained on 512 fixed random inputs (eta_g = eta_h = 0.2, at most
---pretrain samples, stopping at residual < 0.05); it is measured with the baseline of MODEL.md §4
+--pretrain samples, stopping at residual < 0.05); it is measured with the baseline of docs/model.md §4
 on and off; and once more with exploration noise in pre-training (``pretrain_noise`` = sigma:
 a Gaussian current of std --noise into every pyramidal neuron for --noise-samples samples, then
-noise-free until residual < 0.05; ``ghostnet.mechanisms.pretrain``), baseline on. Writes a tidy
+noise-free until residual < 0.05; ``ghostnet.network.mechanisms.pretrain``), baseline on. Writes a tidy
 CSV (one row per depth, mechanism, baseline, pretrain_noise, seed, layer) and prints a summary:
 mean and spread (min-max) over seeds of each layer's angle.
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from ghostnet import GhostNetwork, ModelConfig, gradcheck
 from ghostnet.io import write_csv
-from ghostnet.mechanisms import pretrain_random
+from ghostnet.network.mechanisms import pretrain_random
 
 HIDDEN = [30, 25, 20, 15, 12]
 

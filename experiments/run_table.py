@@ -1,4 +1,4 @@
-"""Issue 4's results table: ghost (copy, symmetric), ghost (copy, random), ghost (learned,
+"""The Fashion-MNIST results table: ghost (copy, symmetric), ghost (copy, random), ghost (learned,
 symmetric), backprop and fa on Fashion-MNIST, same architecture, initial weights, data order and
 learning rates; test error mean and spread over seeds. Resumable: finished runs (summary.json
 present) are skipped, interrupted ones resume from their checkpoint.
@@ -6,7 +6,7 @@ present) are skipped, interrupted ones resume from their checkpoint.
     python experiments/run_table.py [--configs experiments/configs/fashion_784-500-10.toml ...]
         [--seeds 0 1 2] [--epochs 20] [--out results/table] [--data-source DIR_OR_NPZ] [--quick]
 
-The per-epoch metrics.csv of every run are also the learning curves of the figures (MODEL.md §8
+The per-epoch metrics.csv of every run are also the learning curves of the figures (docs/model.md §8
 E3). --quick: seed 0, 2 epochs on 500 training samples, 1,000 samples of ghost pre-training.
 """
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ghostnet.data import load
+from ghostnet.learning.data import load
 from ghostnet.io import atomic_write_text, write_csv
-from ghostnet.training import TrainConfig, train
+from ghostnet.learning.training import TrainConfig, train
 
 VARIANTS = {  # name: (learner, model overrides)
     "ghost copy symmetric": ("ghost", {"mechanism": "copy", "feedback": "symmetric"}),

@@ -1,4 +1,4 @@
-"""Traces (MODEL.md §8 E5): potential u, net top-down input t, ghost inhibition H phi(v) and local
+"""Traces (docs/model.md §8 E5): potential u, net top-down input t, ghost inhibition H phi(v) and local
 error e of a few neurons per layer across a free phase and a nudged phase, for one input.
 
 Logistic 20-30-25-15-5, copy mechanism, symmetric feedback, tau = tau_g = 1, float64, dynamics mode
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ghostnet import GhostNetwork, ModelConfig
-from ghostnet.dynamics import Recording
+from ghostnet.model.state import Recording
 from ghostnet.io import write_csv
 
 QUANTITIES = ("u", "t", "inhibition", "e")

@@ -1,4 +1,4 @@
-"""ghostnet: biologically plausible deep learning with ghost units (see MODEL.md)."""
+"""ghostnet: biologically plausible deep learning with ghost units (see docs/model.md)."""
 import os as _os
 
 # The kernels alternate Numba's OpenMP threads with BLAS's own threads; with the default active
@@ -7,7 +7,7 @@ import os as _os
 OMP_PASSIVE_SET_BY_GHOSTNET = "OMP_WAIT_POLICY" not in _os.environ
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # OpenBLAS's idle threads are left to spin for their default time (OPENBLAS_THREAD_TIMEOUT 2^28
-# cycles): letting them sleep at once (2^4; this package's setting until stop 11) no longer helps
+# cycles): letting them sleep at once (2^4; this package's setting until 2026-11-26) no longer helps
 # the dynamics kernels (784-500-500-10, 50 steps, float32: 48 against 46 ms, medians of 5
 # alternating processes) and costs equilibrium mode up to ~5% (each product then wakes a
 # sleeping thread).
@@ -42,15 +42,16 @@ def _keep_freed_memory() -> bool:
 
 
 MALLOC_TUNED_BY_GHOSTNET = _keep_freed_memory()
-from ghostnet.config import ConfigError, ModelConfig
-from ghostnet.dynamics import BlowUpError, Integrator, PhaseResult, Recording, State, currents
-from ghostnet.gradcheck import gradcheck, random_batch
-from ghostnet.metrics import angle_deg, layer_alignment, norm_ratio
-from ghostnet.network import GhostNetwork, PhasePair
-from ghostnet.params import Params
-from ghostnet.plasticity import Update, end_of_phase, sgd_step
+from ghostnet.model.config import ConfigError, ModelConfig
+from ghostnet.engines.numba_dynamics import Integrator
+from ghostnet.model.state import BlowUpError, PhaseResult, Recording, State, currents
+from ghostnet.checks.gradcheck import gradcheck, random_batch
+from ghostnet.checks.metrics import angle_deg, layer_alignment, norm_ratio
+from ghostnet.network.network import GhostNetwork, PhasePair
+from ghostnet.model.params import Params
+from ghostnet.model.plasticity import Update, end_of_phase, sgd_step
 
-__version__ = "0.1.0"
+from ghostnet.version import __version__  # noqa: E402
 
 __all__ = [
     "BlowUpError", "ConfigError", "GhostNetwork", "Integrator", "ModelConfig", "Params",

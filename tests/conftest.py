@@ -14,10 +14,10 @@ def rng(request) -> np.random.Generator:
 
 
 def torch_forward(config, params, x):
-    """Feedforward potentials a_l by torch, independently of ghostnet (MODEL.md §3, property 1)."""
+    """Feedforward potentials a_l by torch, independently of ghostnet (docs/model.md §3, property 1)."""
     import torch
 
-    from ghostnet.reference import TORCH_PHI
+    from ghostnet.checks.reference import TORCH_PHI
 
     f = TORCH_PHI[config.transfer]
     r = torch.tensor(np.asarray(x, dtype=np.float64))

@@ -1,8 +1,8 @@
-"""Brian2 backend (issue 6) against the Numba engine, an independent implementation of MODEL.md §2
+"""Brian2 backend against the Numba engine, an independent implementation of docs/model.md §2
 and §4: same network, same forward Euler step, float64.
 
 Oracles: the Numba engine (``GhostNetwork`` with ``method = "euler"``) for the trajectories and the
-updates; MODEL.md §3 property 1 (no top-down input at the end of a free phase with the copy
+updates; docs/model.md §3 property 1 (no top-down input at the end of a free phase with the copy
 mechanism) as an analytic check on the Brian2 side alone.
 """
 from __future__ import annotations
@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from ghostnet import ConfigError, GhostNetwork, ModelConfig
-from ghostnet.brian import BrianGhostNetwork, cython_available, rel_diff
+from ghostnet.engines.brian import BrianGhostNetwork, cython_available, rel_diff
 
 SIZES = [10, 8, 6, 4]
-TOL = 1e-6  # issue 6: u, v and end-of-phase updates
-TOL_CONTINUOUS = 1e-5  # issue 6: weights after continuous plasticity
+TOL = 1e-6  # u, v and end-of-phase updates agree to this
+TOL_CONTINUOUS = 1e-5  # weights after continuous plasticity agree to this
 
 
 def _network(feedback: str, rng: np.random.Generator, steps: int = 30) -> GhostNetwork:
@@ -59,7 +59,7 @@ def test_phases_and_end_of_phase_update_agree_with_numba(feedback, rng):
         for i, (a, b) in enumerate(zip(got.e, cur.e)):
             assert np.abs(a - b).max() < 1e-12, f"{name} e layer {i + 1}"
 
-    # MODEL.md §3 property 1: the ghosts cancel the top-down input when no target is given
+    # docs/model.md §3 property 1: the ghosts cancel the top-down input when no target is given
     for t in out.free.t:
         assert np.abs(t).max() < 1e-12
     # the nudged phase moved the network (otherwise the update comparison would be empty)
@@ -73,8 +73,8 @@ def test_phases_and_end_of_phase_update_agree_with_numba(feedback, rng):
 
 @pytest.mark.parametrize("feedback", ["symmetric", "random"])
 def test_continuous_plasticity_agrees_with_numba(feedback, rng):
-    """MODEL.md §4 continuous form, one sample at a time, plasticity on in both phases; then the
-    copy of MODEL.md §5 (and B <- W^T for symmetric feedback) after every step."""
+    """docs/model.md §4 continuous form, one sample at a time, plasticity on in both phases; then the
+    copy of docs/model.md §5 (and B <- W^T for symmetric feedback) after every step."""
     net = _network(feedback, rng, steps=20)
     start = net.params.copy()
     brian = BrianGhostNetwork(net, batch=1, plastic=True)

@@ -1,4 +1,4 @@
-"""The ``ghostnet gradcheck`` command: JSON contract and errors (issue 2, point 9)."""
+"""The ``ghostnet gradcheck`` command: JSON contract and errors."""
 from __future__ import annotations
 
 import json
@@ -22,7 +22,7 @@ def test_gradcheck_json_contract(capsys):
     assert [row["layer"] for row in out["layers"]] == [1, 2, 3, 4]
     for row in out["layers"]:
         assert row["angle_deg"] < 0.05 and abs(row["norm_ratio"] - 1) < 0.01
-    # copy mechanism: the free phase cancels exactly (MODEL.md §3, property 1)
+    # copy mechanism: the free phase cancels exactly (docs/model.md §3, property 1)
     assert all(row["cancel_residual"] < 1e-12 for row in out["layers"][:-1])
 
 

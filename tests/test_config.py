@@ -1,4 +1,4 @@
-"""Contracts of the configuration and parameter storage (issue 2, points 1-2)."""
+"""Contracts of the configuration and parameter storage."""
 from __future__ import annotations
 
 import math
@@ -54,7 +54,7 @@ def test_choice_errors_list_allowed_values():
 
 
 def test_unstable_euler_step_is_refused_with_its_bound():
-    # forward Euler on tau du/dt = -u is unstable beyond dt = 2 tau (MODEL.md §2 leak term)
+    # forward Euler on tau du/dt = -u is unstable beyond dt = 2 tau (docs/model.md §2 leak term)
     with pytest.raises(ConfigError, match=r"dt.*below 2"):
         ModelConfig(method="euler", dt=2.5, tau=1.0, beta=0.0)
     with pytest.raises(ConfigError, match="dt"):
@@ -127,7 +127,7 @@ def test_initialisation_is_documented_glorot_and_copies():
     # uniform on [-s, s]: variance s^2 / 3 (to sampling error on 120,000 draws)
     assert p.W[0].var() == pytest.approx(s * s / 3, rel=0.02)
     assert np.array_equal(p.B[0], p.W[1].T)           # symmetric feedback
-    assert np.array_equal(p.G[0], p.W[1])             # copy mechanism (MODEL.md §5)
+    assert np.array_equal(p.G[0], p.W[1])             # copy mechanism (docs/model.md §5)
     assert np.array_equal(p.H[0], p.B[0])
     rnd = Params.init(cfg.replace(feedback="random"))
     assert not np.allclose(rnd.B[0], rnd.W[1].T)

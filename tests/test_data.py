@@ -1,4 +1,4 @@
-"""Datasets (issue 4, point 1): offline sources, the torchvision path without network, and a clear
+"""Datasets: offline sources, the torchvision path without network, and a clear
 error for each bad input. Tests never touch the network: they write small IDX / npz files."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ghostnet.data import DEBIAN_FASHION, DataError, Dataset, load, one_hot, read_idx, write_idx
+from ghostnet.learning.data import DEBIAN_FASHION, DataError, Dataset, load, one_hot, read_idx, write_idx
 
 STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
          "t10k-labels-idx1-ubyte")
@@ -47,7 +47,7 @@ def test_npz_source(tmp_path, rng):
                                          ("fashion-mnist", "FashionMNIST")])
 def test_torchvision_path_offline(tmp_path, rng, monkeypatch, name, folder):
     """torchvision's download() finds the raw files already in place and fetches nothing."""
-    import ghostnet.data as data
+    import ghostnet.learning.data as data
 
     monkeypatch.setattr(data, "DEBIAN_FASHION", tmp_path / "no-debian")
     arrays = _arrays(rng)

@@ -1,4 +1,4 @@
-"""Figures (issue 5): every experiment at --quick scale and every figure end to end, figures only
+"""Figures: every experiment at --quick scale and every figure end to end, figures only
 from saved results, and a clear error naming the experiment when results are missing or corrupt.
 Synthetic Fashion-MNIST-shaped data (IDX files written here): no network needed."""
 from __future__ import annotations
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from ghostnet.cli import main as cli_main
-from ghostnet.data import write_idx
-from ghostnet.figures import FIGURES, ResultsError, make_figures
+from ghostnet.learning.data import write_idx
+from ghostnet.figures.figures import FIGURES, ResultsError, make_figures
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -68,7 +68,7 @@ def test_quick_experiments_and_every_figure(quick_results, tmp_path):
     runs = sorted(p.parent for p in quick_results.glob("table/*/*/summary.json"))
     assert len(runs) == 10
     # the same initial weights and data order: ghost copy/symmetric at beta = 0.01 tracks backprop
-    # and ghost copy/random tracks fa (MODEL.md §3 property 2), whatever the data
+    # and ghost copy/random tracks fa (docs/model.md §3 property 2), whatever the data
     acc = {(r.parent.name, r.name): float(list(csv.DictReader(open(r / "metrics.csv")))[-1]["test_acc"])
            for r in runs}
     for config in ("fashion_784-500-10", "fashion_784-500-500-10"):

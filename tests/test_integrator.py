@@ -1,13 +1,13 @@
 """The Numba integrator against scipy's solve_ivp, equilibrium mode against dynamics mode, settling,
-recording and blow-up detection (issue 2, points 3-5)."""
+recording and blow-up detection."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from ghostnet import BlowUpError, GhostNetwork, ModelConfig, Recording, State, random_batch
-from ghostnet.dynamics import currents
-from ghostnet.reference import ivp_phase
+from ghostnet.model.state import currents
+from ghostnet.checks.reference import ivp_phase
 
 SIZES = [6, 8, 7, 5, 3]
 
@@ -113,7 +113,7 @@ def test_blow_up_is_detected_and_names_dt(python_loop, rng):
     cfg = ModelConfig(sizes=[4, 6, 6, 3], transfer="relu", method="euler", dt=0.5,
                       settle="fixed", steps=2000, mechanism="learned")
     net = GhostNetwork(cfg)
-    net.integrator.workspace(2).python_loop = python_loop
+    net.engine.integrator.workspace(2).python_loop = python_loop
     for w in net.params.W + net.params.B:
         w[...] = np.abs(w) * 5.0
     net.params.H[0][...] = 0.0  # learned ghosts, no inhibition yet: nothing cancels the loop
@@ -151,7 +151,7 @@ def test_python_loop_matches_the_kernel_loop(mechanism, transfer, rng):
     x, y = random_batch(cfg, 16, rng)
     out = {}
     for python_loop in (False, True):
-        net.integrator.workspace(16).python_loop = python_loop
+        net.engine.integrator.workspace(16).python_loop = python_loop
         out[python_loop] = _both_phases(net, x, y, 40)
     assert _maxdiff(out[True][0], out[False][0]) < 1e-12
     assert _maxdiff(out[True][1], out[False][1]) < 1e-12
@@ -162,7 +162,7 @@ def test_python_loop_matches_the_kernel_loop(mechanism, transfer, rng):
     tol_net = GhostNetwork(cfg.replace(settle="tol", tol=1e-5, max_steps=3000))
     steps = {}
     for python_loop in (False, True):
-        tol_net.integrator.workspace(16).python_loop = python_loop
+        tol_net.engine.integrator.workspace(16).python_loop = python_loop
         steps[python_loop] = tol_net.free_phase(x)[1].steps
     assert steps[True] == steps[False] < 3000
 
@@ -195,11 +195,11 @@ def test_equilibrium_hand_over_matches_recomputed_currents(mechanism, rng):
 def test_one_down_pass_is_the_first_order_error(rng):
     """eq_max_iter = 1: the nudged phase is one pass from the top down at the free phase's
     bottom-up inputs, so e_L = phi(u_L) - phi(a_L) with u_L = a_L + beta (y - phi(u_L)) and
-    e_l = phi(a_l + B_l e_{l+1}) - phi(a_l) (MODEL.md §3, property 2's recursion with a_l fixed),
+    e_l = phi(a_l + B_l e_{l+1}) - phi(a_l) (docs/model.md §3, property 2's recursion with a_l fixed),
     computed here from the feedforward pass alone."""
     from scipy.optimize import brentq
 
-    from ghostnet.transfer import phi
+    from ghostnet.model.transfer import phi
 
     cfg = ModelConfig(sizes=[20, 30, 25, 15, 5], mode="equilibrium", beta=0.05, eq_max_iter=1)
     net = GhostNetwork(cfg)
@@ -242,8 +242,8 @@ def test_output_equation_newton_matches_brentq(transfer, dtype, rng):
     Newton kernel from a cold start, against scipy's brentq on each element, small to large beta."""
     from scipy.optimize import brentq
 
-    from ghostnet.equilibrium import _solve_output
-    from ghostnet.transfer import phi
+    from ghostnet.engines.numba_equilibrium import _solve_output
+    from ghostnet.model.transfer import phi
 
     for beta in (1e-3, 1.0, 20.0):
         a = rng.normal(0, 3, size=(7, 4)).astype(dtype)
@@ -275,7 +275,7 @@ def test_float32_steps_agree_with_float64_on_both_paths(method, mechanism, rng):
         net = GhostNetwork(cfg.replace(dtype="float32"))
         x32, y32 = x.astype(np.float32), y.astype(np.float32)
         for python_loop in (False, True):
-            net.integrator.workspace(16).python_loop = python_loop
+            net.engine.integrator.workspace(16).python_loop = python_loop
             out = _both_phases(net, x32, y32, 40)
             for k in (0, 1):
                 assert out[k].u[0].dtype == np.float32

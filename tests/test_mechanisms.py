@@ -1,4 +1,4 @@
-"""Ghosts without copied weights (MODEL.md §4 baseline, §5 learned and replicate; issue 3).
+"""Ghosts without copied weights (docs/model.md §4 baseline, §5 learned and replicate).
 Oracles: torch.autograd's backprop, solve_ivp, the equilibrium/dynamics agreement, invariants."""
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from ghostnet import GhostNetwork, ModelConfig, State, angle_deg, gradcheck, random_batch
-from ghostnet.dynamics import currents
-from ghostnet.equilibrium import settle
-from ghostnet.mechanisms import cancel_residual, ghost_plasticity, pretrain, pretrain_random
-from ghostnet.reference import ivp_phase
+from ghostnet.model.state import currents
+from ghostnet.engines.numba_equilibrium import settle
+from ghostnet.network.mechanisms import cancel_residual, ghost_plasticity, pretrain, pretrain_random
+from ghostnet.checks.reference import ivp_phase
 
 SIZES = [20, 30, 25, 15, 5]
 
@@ -62,7 +62,7 @@ def test_learned_ghosts_approach_backprop_with_baseline(pretrained):
     with_base = _angles(pretrained[0], True)
     assert max(with_base) < 15.0, with_base
     assert with_base[-1] < 3.0, with_base
-    # without the baseline the order-1 residual swamps the order-beta error (MODEL.md §4)
+    # without the baseline the order-1 residual swamps the order-beta error (docs/model.md §4)
     without = _angles(pretrained[0], False)
     assert without[0] > 3 * with_base[0], (with_base, without)
 
@@ -77,13 +77,13 @@ def test_learned_second_to_last_layer_below_3_degrees_without_noise(pretrained):
 
 
 def test_noisy_pretraining_brings_learned_ghosts_to_backprop(pretrained_noise):
-    """Issue 3's criterion: < 15 deg in every layer, < 3 deg in the last two, baseline on."""
+    """The learned mechanism's requirement: < 15 deg in every layer, < 3 deg in the last two, baseline on."""
     angles = _angles(pretrained_noise[0], True)
     assert max(angles) < 15.0 and max(angles[-2:]) < 3.0, angles
 
 
 def test_noise_turns_the_ghost_weights_into_copies(pretrained, pretrained_noise):
-    """The exact cancelling solution is G_l = W_{l+1}, H_l = B_l (MODEL.md §3). Without noise the
+    """The exact cancelling solution is G_l = W_{l+1}, H_l = B_l (docs/model.md §3). Without noise the
     deep layers' rates barely vary and the ghosts find other weights that cancel the data only;
     with noise every direction varies and G, H approach the copies."""
     plain, noisy = pretrained[0].params, pretrained_noise[0].params
@@ -97,7 +97,7 @@ def test_noise_turns_the_ghost_weights_into_copies(pretrained, pretrained_noise)
 
 @pytest.mark.parametrize("mechanism", ["learned", "copy"])
 def test_noisy_free_fixed_point_solves_the_equations(mechanism, rng):
-    """settle(noise=...) is the fixed point of MODEL.md §2 with a constant current xi_l added to
+    """settle(noise=...) is the fixed point of docs/model.md §2 with a constant current xi_l added to
     every pyramidal neuron (u_l = a_l + xi_l + t_l) and none to the ghosts (v_l = G_l r_l + c_l)."""
     cfg = ModelConfig(sizes=[6, 8, 7, 5, 3], mechanism=mechanism, mode="equilibrium",
                       eq_tol=1e-13, init_gain=1.5)
@@ -168,7 +168,7 @@ def test_replicate_last_layer_matches_backprop_at_depth_4():
     angles = [row["angle_deg"] for row in out["layers"]]
     assert all(np.isfinite(angles))
     assert angles[-1] < 0.5
-    # the lower layers see their own response as well: further from backprop (MODEL.md §5)
+    # the lower layers see their own response as well: further from backprop (docs/model.md §5)
     assert angles[0] > angles[-1]
     assert all(row["cancel_residual"] < 1e-12 for row in out["layers"][:-1])  # free phase cancels
 
@@ -223,7 +223,7 @@ def test_pretraining_errors_are_clear():
 
 @pytest.mark.parametrize("wd", [0.0, 0.02])
 def test_kolen_pollack_feedback_turns_towards_w_transpose(wd, rng):
-    """MODEL.md §6: dB_l is the transpose of dW_{l+1}, so B_l - W_{l+1}^T changes only by the shared
+    """docs/model.md §6: dB_l is the transpose of dW_{l+1}, so B_l - W_{l+1}^T changes only by the shared
     weight decay: after t steps it is (1 - lr wd)^t times its start (constant without decay)."""
     cfg = ModelConfig(sizes=[20, 30, 25, 5], feedback="plastic", mode="equilibrium", beta=0.01,
                       weight_decay=wd)

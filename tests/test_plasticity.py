@@ -1,12 +1,12 @@
-"""Local plasticity (MODEL.md §4): no learning without a target, learning along backprop with one
-(issue 2, point 6)."""
+"""Local plasticity (docs/model.md §4): no learning without a target, learning along backprop with one
+."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from ghostnet import GhostNetwork, ModelConfig, Params, angle_deg, random_batch
-from ghostnet.reference import backprop_gradients
+from ghostnet.checks.reference import backprop_gradients
 
 SIZES = [20, 30, 25, 5]
 
@@ -65,7 +65,7 @@ def test_end_of_phase_update_is_minus_the_gradient(rng):
 
 
 def test_sgd_step_lowers_the_cost_and_keeps_copies_in_step(rng):
-    from ghostnet.reference import backprop_gradients as bg
+    from ghostnet.checks.reference import backprop_gradients as bg
 
     cfg = ModelConfig(sizes=SIZES, beta=1e-3, mode="equilibrium")
     net = GhostNetwork(cfg)
@@ -92,10 +92,10 @@ def test_beta_zero_cannot_learn(rng):
 
 def test_copies_share_their_source_arrays_only_where_the_mechanism_says(tmp_path, rng):
     """Params.tie: mechanism copy makes G_l, c_l, H_l the very arrays W_{l+1}, b_{l+1}, B_l
-    (MODEL.md §5: a copy), replicate only H_l; Params.copy keeps the ties inside the copy and
+    (docs/model.md §5: a copy), replicate only H_l; Params.copy keeps the ties inside the copy and
     shares nothing with the original; a loaded file is tied again by GhostNetwork; a learned
     network built from tied parameters unties them, so learning G never moves W."""
-    from ghostnet.mechanisms import ghost_plasticity
+    from ghostnet.network.mechanisms import ghost_plasticity
 
     cfg = ModelConfig(sizes=SIZES, mode="equilibrium")
     p = Params.init(cfg)

@@ -1,5 +1,5 @@
-"""MODEL.md §3: property 1 (cancellation) and property 2 (error propagation), against closed forms
-and torch.autograd (issue 2)."""
+"""docs/model.md §3: property 1 (cancellation) and property 2 (error propagation), against closed forms
+and torch.autograd."""
 from __future__ import annotations
 
 import numpy as np
@@ -110,7 +110,7 @@ def test_angle_falls_in_proportion_to_beta(transfer):
 
 
 def test_local_error_follows_the_delta_recursion(rng):
-    """e_l / beta -> delta_l of MODEL.md §3, computed here from its closed form in numpy."""
+    """e_l / beta -> delta_l of docs/model.md §3, computed here from its closed form in numpy."""
     cfg = ModelConfig(sizes=DEPTHS[3], beta=1e-4, mode="equilibrium", **SETTLED)
     net = GhostNetwork(cfg)
     x, y = random_batch(cfg, 8, rng)
@@ -143,7 +143,7 @@ def test_random_feedback_matches_feedback_alignment():
 
 @pytest.mark.parametrize("mode", ["dynamics", "equilibrium"])
 def test_float32_keeps_the_angle_at_beta_001(mode):
-    """Issue 7: the speed work keeps float32 updates within 0.5 degrees of backprop at beta = 0.01."""
+    """The fast float32 kernels keep float32 updates within 0.5 degrees of backprop at beta = 0.01."""
     cfg = ModelConfig(sizes=DEPTHS[3], beta=0.01, dtype="float32", settle="tol", tol=1e-6,
                       max_steps=5000, mode=mode)
     out = gradcheck(cfg, batch=16)

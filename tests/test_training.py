@@ -1,4 +1,4 @@
-"""Training (issue 4): every learner learns, a small-beta ghost step is a backprop step, resume is
+"""Training: every learner learns, a small-beta ghost step is a backprop step, resume is
 exact, Ctrl-C leaves a checkpoint, bad configs are refused. Synthetic data: no network needed."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from ghostnet import ConfigError, ModelConfig, Params
-from ghostnet.data import Dataset
-from ghostnet.training import Learner, TrainConfig, TrainSettings, train
+from ghostnet.learning.data import Dataset
+from ghostnet.learning.training import Learner, TrainConfig, TrainSettings, train
 
 
 def _blobs(seed=0, n_train=400, n_test=200, dim=64, classes=10) -> Dataset:

@@ -1,4 +1,4 @@
-"""The vectorisable element functions (ghostnet._vmath) against numpy in higher precision, their
+"""The vectorisable element functions (ghostnet.kernels.vmath) against numpy in higher precision, their
 clamping at the ends of the range, and the bit-pattern reductions the integrator's blow-up check
 relies on."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numba
 import numpy as np
 import pytest
 
-from ghostnet._vmath import bits, unbits, vexp, vlogistic, vrelu, vtanh
+from ghostnet.kernels.vmath import bits, unbits, vexp, vlogistic, vrelu, vtanh
 
 
 @numba.njit(error_model="numpy")

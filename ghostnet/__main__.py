@@ -1,0 +1,6 @@
+"""``python -m ghostnet``: the ghostnet command line."""
+import sys
+
+from ghostnet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The lowest layer: Numba kernels, vector maths and BLAS products (no model knowledge)."""

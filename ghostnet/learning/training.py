@@ -1,0 +1,312 @@
+"""Training on a classification dataset (docs/model.md §7, §8 E3): the ghost network and its baselines,
+backprop and feedback alignment, on equal terms.
+
+Every learner starts from the same parameters (``Params.init`` of the model configuration), sees the
+same data order (a permutation drawn from ``numpy.random.default_rng([seed, epoch])``, so a resumed
+run replays it exactly) and takes the same plain SGD step ``W += lr_l dW`` with per-layer learning
+rates; ``dW`` is the ghost network's local update (docs/model.md §4) or minus the gradient computed by
+torch.autograd (backprop) or sent back through the random B (feedback alignment, ``fa``; it needs
+``feedback = "random"``). Cost: 0.5 |y - r_L|^2, batch mean, with one-hot targets.
+
+A run directory holds ``config.toml`` (resolved), ``meta.json`` (ghostnet version, git hash, seeds,
+start time), ``metrics.csv`` (one row per epoch), ``checkpoint.npz`` (atomic, after every epoch and
+on Ctrl-C, mid-epoch included) and ``summary.json`` at the end.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import tomli_w
+from tqdm.auto import tqdm
+
+from ghostnet.model.config import ConfigError, ModelConfig, parse_toml
+from ghostnet.learning.data import Dataset, load, one_hot
+from ghostnet.io import atomic_write_text
+from ghostnet.checks.metrics import layer_alignment
+from ghostnet.network.network import GhostNetwork
+from ghostnet.model.params import Params
+from ghostnet.model.plasticity import Update, sgd_step
+
+LEARNERS = ("ghost", "backprop", "fa")
+METRIC_FIELDS = ["epoch", "train_acc", "train_cost", "val_acc", "test_acc", "test_cost", "seconds",
+                 "mean_angle_deg", "angles_deg"]
+
+
+@dataclass
+class TrainSettings:
+    """The ``[train]`` section: learner, optimiser, data and seeds."""
+
+    learner: str = "ghost"
+    dataset: str = "fashion-mnist"
+    data_source: str = ""
+    """A directory of IDX files or an .npz; empty: the default sources (ghostnet.learning.data.load)."""
+    epochs: int = 20
+    batch_size: int = 100
+    lr: float | list[float] = 0.5
+    """One learning rate, or one per layer."""
+    momentum: float = 0.0
+    train_size: int = 0
+    """Use the first N training samples (0: all)."""
+    val_size: int = 0
+    seed: int = 0
+    probe_size: int = 100
+    """Ghost learner: per-layer angle to backprop on this many fixed training samples each epoch."""
+    pretrain: int = 0
+    """Mechanism 'learned': samples of ghost pre-training on the training inputs before epoch 1."""
+    pretrain_noise: float = 0.0
+    """Exploration noise of that pre-training, first half (``ghostnet.network.mechanisms.pretrain``)."""
+
+    def validate(self, model: ModelConfig) -> None:
+        if self.learner not in LEARNERS:
+            raise ConfigError("learner", f"unknown value {self.learner!r}; allowed: {', '.join(LEARNERS)}")
+        if self.learner == "fa" and model.feedback != "random":
+            raise ConfigError("feedback", "learner 'fa' sends the error through the random B: set "
+                                          "feedback = 'random'")
+        for name in ("epochs", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(name, f"must be an integer >= 1, got {v!r}")
+        for name in ("train_size", "val_size", "seed", "probe_size", "pretrain"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ConfigError(name, f"must be an integer >= 0, got {v!r}")
+        v = self.pretrain_noise
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v < float("inf")):
+            raise ConfigError("pretrain_noise", f"must be a finite standard deviation >= 0, got {v!r}")
+        lrs = self.lr if isinstance(self.lr, list) else [self.lr]
+        if isinstance(self.lr, list) and len(lrs) != model.n_layers:
+            raise ConfigError("lr", f"needs one rate per layer ({model.n_layers}), got {len(lrs)}")
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 for v in lrs):
+            raise ConfigError("lr", f"learning rates must be > 0, got {self.lr!r}")
+        if self.momentum != 0.0:
+            raise ConfigError("momentum", "only plain SGD (momentum = 0) is implemented")
+
+    def lrs(self, n_layers: int) -> list[float]:
+        return list(self.lr) if isinstance(self.lr, list) else [float(self.lr)] * n_layers
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+    def validate(self) -> "TrainConfig":
+        self.model.validate()
+        self.train.validate(self.model)
+        return self
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps({"model": self.model.to_dict(), "train": dataclasses.asdict(self.train)})
+
+    @classmethod
+    def from_toml(cls, text: str) -> "TrainConfig":
+        data = parse_toml(text)
+        unknown = sorted(set(data) - {"model", "train"})
+        if unknown:
+            raise ConfigError(unknown[0], "unknown section; allowed: [model], [train]")
+        model = ModelConfig.from_dict(data.get("model", {}))
+        known = {f.name for f in dataclasses.fields(TrainSettings)}
+        bad = sorted(set(data.get("train", {})) - known)
+        if bad:
+            raise ConfigError(bad[0], f"unknown field in [train]; allowed: {sorted(known)}")
+        return cls(model, TrainSettings(**data.get("train", {}))).validate()
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no config file at {path}")
+        return cls.from_toml(path.read_text())
+
+
+# ---- learners -----------------------------------------------------------------------------------
+class Learner:
+    """Holds parameters; ``step(x, y, lrs)`` learns from a batch and returns the output rates."""
+
+    def __init__(self, cfg: TrainConfig, params: Params):
+        self.cfg = cfg
+        self.net = GhostNetwork(cfg.model, params)
+
+    @property
+    def params(self) -> Params:
+        return self.net.params
+
+    def step(self, x, y, lrs):
+        m, learner = self.cfg.model, self.cfg.train.learner
+        if learner == "ghost":
+            return self.net.step(x, y, lrs).prediction
+        from ghostnet.checks import reference  # torch, imported when a run needs it
+
+        grads = (reference.backprop_gradients if learner == "backprop"
+                 else reference.feedback_alignment_gradients)
+        gW, gb, _ = grads(m, self.params, x, y)
+        sgd_step(m, self.params, Update([-g for g in gW], [-g for g in gb], []), lrs)
+        return None
+
+    def predict(self, x):
+        if self.cfg.train.learner == "ghost":
+            return self.net.predict(x)
+        from ghostnet.engines.numba_equilibrium import forward
+        from ghostnet.model.transfer import phi
+
+        return phi(forward(self.cfg.model, self.params, np.asarray(x, self.cfg.model.dtype))[-1],
+                   self.cfg.model.transfer)
+
+
+def evaluate(learner: Learner, x, labels, n_classes, batch=1000) -> tuple[float, float]:
+    """Accuracy and cost (0.5 |y - r|^2, mean) of the learner's prediction."""
+    correct, cost = 0, 0.0
+    for s in range(0, len(x), batch):
+        r = learner.predict(x[s:s + batch])
+        lab = labels[s:s + batch]
+        correct += int(np.sum(np.argmax(r, axis=1) == lab))
+        cost += float(0.5 * np.sum((one_hot(lab, n_classes, r.dtype) - r) ** 2))
+    return correct / len(x), cost / len(x)
+
+
+def _git_hash() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+# ---- the run ------------------------------------------------------------------------------------
+class Trainer:
+    """One training run in ``out``; :meth:`run` trains, resuming from a checkpoint if asked."""
+
+    def __init__(self, cfg: TrainConfig, out: str | Path, data: Dataset | None = None,
+                 progress: bool = True):
+        self.cfg = cfg.validate()
+        self.out = Path(out)
+        self.progress = progress
+        t = cfg.train
+        self.data = data if data is not None else load(t.dataset, t.data_source or None)
+        if self.data.n_inputs != cfg.model.sizes[0] or self.data.n_classes != cfg.model.sizes[-1]:
+            raise ConfigError("sizes", f"{cfg.model.sizes} does not fit {self.data.name}: it needs "
+                                       f"{self.data.n_inputs} inputs and {self.data.n_classes} outputs")
+        self.data = self.data.subset(t.train_size or None)
+        self.data = self.data.split_validation(t.val_size, np.random.default_rng([t.seed, 10**6]))
+
+    # checkpoints: parameters, epoch, the batch reached inside it, and the metrics so far
+    def _save_checkpoint(self, learner, epoch, batch_index, rows):
+        extra = {"epoch": epoch, "batch": batch_index, "rows": rows}
+        learner.params.save(self.out / "checkpoint.npz", self.cfg.model, extra)
+
+    def _load_checkpoint(self):
+        path = self.out / "checkpoint.npz"
+        if not path.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint at {path}")
+        params, model = Params.load(path)
+        with np.load(path) as z:
+            extra = json.loads(str(z["extra_json"]))
+        return params, extra
+
+    def run(self, resume: bool = False) -> dict:
+        cfg, t, d = self.cfg, self.cfg.train, self.data
+        self.out.mkdir(parents=True, exist_ok=True)
+        lrs = t.lrs(cfg.model.n_layers)
+        if resume:
+            params, extra = self._load_checkpoint()
+            start_epoch, start_batch, rows = extra["epoch"], extra["batch"], extra["rows"]
+        else:
+            atomic_write_text(self.out / "config.toml", cfg.to_toml())
+            from ghostnet.version import __version__
+
+            atomic_write_text(self.out / "meta.json", json.dumps({
+                "ghostnet_version": __version__, "git_hash": _git_hash(), "seed": t.seed,
+                "model_seed": cfg.model.seed, "data_order": "numpy default_rng([seed, epoch])",
+                "dataset": d.name, "data_source": d.source, "python": platform.python_version(),
+                "started": datetime.now(timezone.utc).isoformat()}, indent=2))
+            params, start_epoch, start_batch, rows = Params.init(cfg.model), 1, 0, []
+        learner = Learner(cfg, params)
+        if not resume and t.pretrain and cfg.model.mechanism == "learned" and t.learner == "ghost":
+            from ghostnet.network.mechanisms import pretrain
+
+            pretrain(learner.net, d.x_train, budget=t.pretrain, progress=self.progress,
+                     rng=np.random.default_rng([t.seed, 0]), noise=float(t.pretrain_noise))
+        dtype = cfg.model.dtype
+        probe = slice(0, min(t.probe_size, len(d.x_train)))
+        n_batches = -(-len(d.x_train) // t.batch_size)
+        epoch_bar = tqdm(range(start_epoch, t.epochs + 1), desc="epochs", disable=not self.progress,
+                         initial=start_epoch - 1, total=t.epochs)
+        epoch, b = start_epoch, start_batch
+        try:
+            for epoch in epoch_bar:
+                t0 = time.perf_counter()
+                order = np.random.default_rng([t.seed, epoch]).permutation(len(d.x_train))
+                first = start_batch if epoch == start_epoch else 0
+                bar = tqdm(range(first, n_batches), desc=f"epoch {epoch}", leave=False,
+                           disable=not self.progress, initial=first, total=n_batches)
+                hits = seen = 0
+                for b in bar:
+                    idx = order[b * t.batch_size:(b + 1) * t.batch_size]
+                    x = d.x_train[idx].astype(dtype, copy=False)
+                    y = one_hot(d.y_train[idx], d.n_classes, dtype)
+                    out = learner.step(x, y, lrs)
+                    if out is not None:  # ghost: the free phase's prediction came for free
+                        hits += int(np.sum(np.argmax(out, 1) == d.y_train[idx]))
+                        seen += len(idx)
+                        bar.set_postfix(acc=f"{hits / seen:.3f}", refresh=False)
+                b = n_batches
+                row = self._epoch_row(learner, epoch, time.perf_counter() - t0, probe)
+                rows.append(row)
+                self._save_checkpoint(learner, epoch + 1, 0, rows)
+                self._write_metrics(rows)
+                epoch_bar.set_postfix(test_acc=f"{row['test_acc']:.4f}", refresh=False)
+        except KeyboardInterrupt:
+            self._save_checkpoint(learner, epoch, b, rows)
+            print(f"\ninterrupted: checkpoint written to {self.out / 'checkpoint.npz'} "
+                  f"(epoch {epoch}, batch {b}); continue with --resume")
+            raise
+        summary = {"learner": t.learner, "epochs": t.epochs, "final": rows[-1] if rows else None,
+                   "best_test_acc": max((r["test_acc"] for r in rows), default=None),
+                   "finished": datetime.now(timezone.utc).isoformat()}
+        atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2))
+        self.learner = learner
+        return summary
+
+    def _epoch_row(self, learner, epoch, seconds, probe) -> dict:
+        d, m = self.data, self.cfg.model
+        tr_acc, tr_cost = evaluate(learner, d.x_train, d.y_train, d.n_classes)
+        te_acc, te_cost = evaluate(learner, d.x_test, d.y_test, d.n_classes)
+        val_acc = evaluate(learner, d.x_val, d.y_val, d.n_classes)[0] if d.x_val is not None else ""
+        angles = ""
+        mean = ""
+        if self.cfg.train.learner == "ghost" and self.cfg.train.probe_size > 0:
+            x = d.x_train[probe].astype(m.dtype)
+            y = one_hot(d.y_train[probe], d.n_classes, m.dtype)
+            probe_net = GhostNetwork(m, learner.params.copy())  # no side effect on the run
+            upd = probe_net.update(probe_net.phases(x, y))
+            from ghostnet.checks.reference import backprop_gradients
+
+            gW, gb, _ = backprop_gradients(m, learner.params, x, y)
+            a = [r["angle_deg"] for r in layer_alignment(upd, gW, gb)]
+            angles, mean = " ".join(f"{v:.4f}" for v in a), float(np.mean(a))
+        return {"epoch": epoch, "train_acc": tr_acc, "train_cost": tr_cost, "val_acc": val_acc,
+                "test_acc": te_acc, "test_cost": te_cost, "seconds": round(seconds, 3),
+                "mean_angle_deg": mean, "angles_deg": angles}
+
+    def _write_metrics(self, rows) -> None:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=METRIC_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_text(self.out / "metrics.csv", buf.getvalue())
+
+
+def train(cfg: TrainConfig, out: str | Path, resume: bool = False, data: Dataset | None = None,
+          progress: bool = True) -> dict:
+    """Train per ``cfg`` into run directory ``out``; returns the summary."""
+    return Trainer(cfg, out, data=data, progress=progress).run(resume=resume)

@@ -1,0 +1,1 @@
+"""The model's description: configuration, parameters, transfer functions, state and local plasticity."""

@@ -1,0 +1,240 @@
+"""The model's configuration: one validated object, loaded from and saved to TOML.
+
+Every field is checked in :meth:`ModelConfig.validate`, which runs on construction, so an invalid
+value raises :class:`ConfigError` naming the field and what is allowed before any work starts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+TRANSFERS = ("logistic", "tanh", "softplus", "relu")
+METHODS = ("euler", "expeuler")
+SETTLE_RULES = ("fixed", "tol")
+MODES = ("dynamics", "equilibrium")
+MECHANISMS = ("copy", "learned", "replicate")
+FEEDBACKS = ("symmetric", "random", "plastic")
+OUTPUTS = ("nudge", "clamp")
+DTYPES = ("float64", "float32")
+
+# Largest slope of each transfer function: the stiffest the nudging term can make the output layer.
+MAX_SLOPE = {"logistic": 0.25, "tanh": 1.0, "softplus": 1.0, "relu": 1.0}
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message names the field and what is allowed."""
+
+    def __init__(self, field_name: str, message: str):
+        self.field = field_name
+        super().__init__(f"config field '{field_name}': {message}")
+
+
+@dataclass
+class ModelConfig:
+    """Network, dynamics and learning-rule settings (docs/model.md §1, §2, §4, §5, §7).
+
+    Times are in units of the pyramidal time constant's unit (``tau = 1`` by default), so ``dt`` is
+    a fraction of it.
+    """
+
+    sizes: list[int] = field(default_factory=lambda: [20, 30, 25, 15, 5])
+    """Layer sizes n_0 (input) .. n_L (output)."""
+    transfer: str = "logistic"
+    """phi: logistic, tanh, softplus or relu."""
+    tau: float = 1.0
+    """Pyramidal time constant."""
+    tau_g: float = 1.0
+    """Ghost time constant."""
+    beta: float = 0.01
+    """Nudging strength of the target in the nudged phase (>= 0)."""
+    output: str = "nudge"
+    """'nudge': beta (y - r_L) drives the output; 'clamp': u_L held at phi^-1(y) (beta -> inf)."""
+    dt: float = 0.1
+    """Integration step."""
+    method: str = "expeuler"
+    """'euler' (forward Euler) or 'expeuler' (exponential Euler: exact leak)."""
+    settle: str = "fixed"
+    """'fixed': integrate `steps` steps per phase; 'tol': until max |du/dt| < tol, at most max_steps."""
+    steps: int = 50
+    tol: float = 1e-6
+    max_steps: int = 2000
+    mode: str = "dynamics"
+    """'dynamics' integrates the ODEs; 'equilibrium' computes the fixed points directly (§7)."""
+    engine: str = "numba"
+    """Which engine runs the phases: a module of :mod:`ghostnet.engines` ('numba': numpy arrays,
+    Numba kernels, CPU)."""
+    eq_tol: float = 1e-12
+    """Equilibrium mode: stop the fixed-point iteration when the largest change is below this."""
+    eq_max_iter: int = 500
+    """Equilibrium mode: at most this many down passes of the fixed-point iteration. 1 gives
+    the first-order solution: one pass of the error from the top down at the free phase's
+    bottom-up inputs, e_l = phi(a_l + B_l e_{l+1}) - phi(a_l), the floating-point work of
+    backprop's backward pass (784-500-500-10 at beta = 0.01: the update 0.067 instead of 0.080
+    degrees from backprop, since the free a_l are where backprop takes its derivatives; the
+    phase reports converged = False)."""
+    mechanism: str = "copy"
+    """Ghost cancellation mechanism (§5): copy, learned or replicate."""
+    feedback: str = "symmetric"
+    """Feedback weights B (§6): symmetric, random or plastic."""
+    baseline: bool = True
+    """Learn from e_l - e_l(free) (§4); changes nothing for 'copy'."""
+    eta_g: float = 0.2
+    """Ghost input learning rate (mechanism 'learned'; 0.2 pre-trains a 20-30-25-15-5 logistic
+    network to residual < 0.05 in ~50k samples, 0.5 diverges)."""
+    eta_h: float = 0.2
+    """Ghost inhibition learning rate (mechanism 'learned')."""
+    gate_ghosts: bool = True
+    """Mechanism 'learned': ghost plasticity off while a target is present."""
+    weight_decay: float = 0.0
+    """Decay of W (and of B with plastic feedback) per SGD step: W -= lr * weight_decay * W. With
+    the same decay on both, Kolen-Pollack drives B_l to W_{l+1}^T (docs/model.md §6)."""
+    init_gain: float = 1.0
+    """Scale of the Glorot-uniform initial weights."""
+    seed: int = 0
+    dtype: str = "float64"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ---- validation -------------------------------------------------------------------------
+    def validate(self) -> "ModelConfig":
+        """Check every field; raise :class:`ConfigError` on the first invalid one."""
+        sizes = self.sizes
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+            raise ConfigError("sizes", f"must be a list of positive integers, got {sizes!r}")
+        sizes = list(sizes)
+        if len(sizes) < 2:
+            raise ConfigError("sizes", f"needs at least an input and an output layer, got {sizes!r}")
+        for s in sizes:
+            if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1:
+                raise ConfigError("sizes", f"must be a list of integers >= 1, got {sizes!r}")
+        self.sizes = [int(s) for s in sizes]
+
+        _choice("transfer", self.transfer, TRANSFERS)
+        _choice("output", self.output, OUTPUTS)
+        _choice("method", self.method, METHODS)
+        _choice("settle", self.settle, SETTLE_RULES)
+        _choice("mode", self.mode, MODES)
+        if not isinstance(self.engine, str) or not self.engine.isidentifier():
+            raise ConfigError("engine", f"must name an engine module, e.g. 'numba', got {self.engine!r}")
+        _choice("mechanism", self.mechanism, MECHANISMS)
+        _choice("feedback", self.feedback, FEEDBACKS)
+        _choice("dtype", self.dtype, DTYPES)
+        for name in ("tau", "tau_g", "dt", "tol", "eq_tol", "eta_g", "eta_h", "init_gain"):
+            _positive(name, getattr(self, name))
+        _number("beta", self.beta)
+        _number("weight_decay", self.weight_decay)
+        if self.weight_decay < 0:
+            raise ConfigError("weight_decay", f"must be >= 0, got {self.weight_decay!r}")
+        if self.beta < 0:
+            raise ConfigError("beta", f"must be >= 0 (0 means no target), got {self.beta!r}")
+        for name in ("steps", "max_steps", "eq_max_iter"):
+            _positive_int(name, getattr(self, name))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError("seed", f"must be an integer >= 0, got {self.seed!r}")
+        for name in ("baseline", "gate_ghosts"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(name, f"must be true or false, got {getattr(self, name)!r}")
+        if self.mode == "dynamics":
+            bound = self.stability_bound()
+            if self.dt >= bound:
+                raise ConfigError(
+                    "dt",
+                    f"dt = {self.dt} is too large for {self.method} integration: it must be below "
+                    f"{bound:.4g} (stability bound for tau = {self.tau}, tau_g = {self.tau_g}, "
+                    f"beta = {self.beta}, transfer = {self.transfer})",
+                )
+        return self
+
+    def stability_bound(self) -> float:
+        """Largest stable step of the explicit integrator for the leak and nudging terms.
+
+        Forward Euler on ``tau du/dt = -u - beta phi(u)`` is stable for
+        ``dt < 2 tau / (1 + beta max phi')``, and on the ghosts for ``dt < 2 tau_g``. Exponential
+        Euler integrates the leak exactly; the nudging term, held constant over a step, stays stable
+        while ``beta max phi' < coth(dt / (2 tau))``, i.e. for any dt when ``beta max phi' < 1``.
+        This is a necessary bound: the recurrent coupling can still destabilise a run, which the
+        integrator detects at run time (:class:`ghostnet.model.state.BlowUpError`).
+        """
+        k = 0.0 if self.output == "clamp" else self.beta * MAX_SLOPE[self.transfer]
+        if self.method == "euler":
+            return min(2.0 * self.tau / (1.0 + k), 2.0 * self.tau_g)
+        if k < 1.0:
+            return math.inf
+        # coth(h/2) > k  <=>  h < 2 artanh(1/k) = ln((k+1)/(k-1))
+        return self.tau * math.log((k + 1.0) / (k - 1.0)) if k > 1.0 else math.inf
+
+    # ---- derived quantities -----------------------------------------------------------------
+    @property
+    def n_layers(self) -> int:
+        """L: the number of weight layers (hidden layers + output)."""
+        return len(self.sizes) - 1
+
+    def replace(self, **changes: Any) -> "ModelConfig":
+        """A validated copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    # ---- TOML ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(unknown[0], f"unknown field; allowed fields are {sorted(known)}")
+        return cls(**data)
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps({"model": self.to_dict()})
+
+    @classmethod
+    def from_toml(cls, text: str) -> "ModelConfig":
+        data = parse_toml(text)
+        return cls.from_dict(data.get("model", data))
+
+    def save(self, path: str | Path) -> None:
+        from ghostnet.io import atomic_write_text
+
+        atomic_write_text(path, self.to_toml())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ModelConfig":
+        return cls.from_toml(Path(path).read_text())
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    """TOML text to a dict; invalid TOML raises :class:`ConfigError`."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("<toml>", f"not valid TOML: {exc}") from None
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(name, f"unknown value {value!r}; allowed: {', '.join(allowed)}")
+
+
+def _number(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(name, f"must be a finite number, got {value!r}")
+
+
+def _positive(name: str, value: Any) -> None:
+    _number(name, value)
+    if value <= 0:
+        raise ConfigError(name, f"must be > 0, got {value!r}")
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(name, f"must be an integer >= 1, got {value!r}")
