@@ -5,7 +5,6 @@ What is integrated (the vector field) lives in :mod:`ghostnet.kernels.numba_kern
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 from numba import typed
@@ -15,7 +14,6 @@ from ghostnet.model.config import ModelConfig
 from ghostnet.kernels.linalg import affine, dot_into, wide
 from ghostnet.model.params import Params
 from ghostnet.model.state import BLOWUP, BlowUpError, PhaseResult, Recording, State, currents
-from ghostnet.model.transfer import phi
 
 
 MECH_CODES = {"copy": K.MECH_COPY, "learned": K.MECH_LEARNED, "replicate": K.MECH_REPLICATE}

@@ -15,163 +15,31 @@ on Ctrl-C, mid-epoch included) and ``summary.json`` at the end.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import platform
 import subprocess
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import tomli_w
 from tqdm.auto import tqdm
 
-from ghostnet.model.config import ConfigError, ModelConfig, parse_toml
-from ghostnet.learning.data import Dataset, load, one_hot
-from ghostnet.io import atomic_write_text
 from ghostnet.checks.metrics import layer_alignment
-from ghostnet.network.network import GhostNetwork
+from ghostnet.io import atomic_write_text
+from ghostnet.learning.data import Dataset, load, one_hot
+from ghostnet.learning.learners import Learner, evaluate
+from ghostnet.learning.settings import LEARNERS, TrainConfig, TrainSettings
+from ghostnet.model.config import ConfigError
 from ghostnet.model.params import Params
-from ghostnet.model.plasticity import Update, sgd_step
+from ghostnet.network.network import GhostNetwork
 
-LEARNERS = ("ghost", "backprop", "fa")
+__all__ = ["LEARNERS", "METRIC_FIELDS", "Learner", "TrainConfig", "TrainSettings", "Trainer",
+           "evaluate", "train"]
+
 METRIC_FIELDS = ["epoch", "train_acc", "train_cost", "val_acc", "test_acc", "test_cost", "seconds",
                  "mean_angle_deg", "angles_deg"]
-
-
-@dataclass
-class TrainSettings:
-    """The ``[train]`` section: learner, optimiser, data and seeds."""
-
-    learner: str = "ghost"
-    dataset: str = "fashion-mnist"
-    data_source: str = ""
-    """A directory of IDX files or an .npz; empty: the default sources (ghostnet.learning.data.load)."""
-    epochs: int = 20
-    batch_size: int = 100
-    lr: float | list[float] = 0.5
-    """One learning rate, or one per layer."""
-    momentum: float = 0.0
-    train_size: int = 0
-    """Use the first N training samples (0: all)."""
-    val_size: int = 0
-    seed: int = 0
-    probe_size: int = 100
-    """Ghost learner: per-layer angle to backprop on this many fixed training samples each epoch."""
-    pretrain: int = 0
-    """Mechanism 'learned': samples of ghost pre-training on the training inputs before epoch 1."""
-    pretrain_noise: float = 0.0
-    """Exploration noise of that pre-training, first half (``ghostnet.network.mechanisms.pretrain``)."""
-
-    def validate(self, model: ModelConfig) -> None:
-        if self.learner not in LEARNERS:
-            raise ConfigError("learner", f"unknown value {self.learner!r}; allowed: {', '.join(LEARNERS)}")
-        if self.learner == "fa" and model.feedback != "random":
-            raise ConfigError("feedback", "learner 'fa' sends the error through the random B: set "
-                                          "feedback = 'random'")
-        for name in ("epochs", "batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(name, f"must be an integer >= 1, got {v!r}")
-        for name in ("train_size", "val_size", "seed", "probe_size", "pretrain"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ConfigError(name, f"must be an integer >= 0, got {v!r}")
-        v = self.pretrain_noise
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v < float("inf")):
-            raise ConfigError("pretrain_noise", f"must be a finite standard deviation >= 0, got {v!r}")
-        lrs = self.lr if isinstance(self.lr, list) else [self.lr]
-        if isinstance(self.lr, list) and len(lrs) != model.n_layers:
-            raise ConfigError("lr", f"needs one rate per layer ({model.n_layers}), got {len(lrs)}")
-        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 for v in lrs):
-            raise ConfigError("lr", f"learning rates must be > 0, got {self.lr!r}")
-        if self.momentum != 0.0:
-            raise ConfigError("momentum", "only plain SGD (momentum = 0) is implemented")
-
-    def lrs(self, n_layers: int) -> list[float]:
-        return list(self.lr) if isinstance(self.lr, list) else [float(self.lr)] * n_layers
-
-
-@dataclass
-class TrainConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainSettings = field(default_factory=TrainSettings)
-
-    def validate(self) -> "TrainConfig":
-        self.model.validate()
-        self.train.validate(self.model)
-        return self
-
-    def to_toml(self) -> str:
-        return tomli_w.dumps({"model": self.model.to_dict(), "train": dataclasses.asdict(self.train)})
-
-    @classmethod
-    def from_toml(cls, text: str) -> "TrainConfig":
-        data = parse_toml(text)
-        unknown = sorted(set(data) - {"model", "train"})
-        if unknown:
-            raise ConfigError(unknown[0], "unknown section; allowed: [model], [train]")
-        model = ModelConfig.from_dict(data.get("model", {}))
-        known = {f.name for f in dataclasses.fields(TrainSettings)}
-        bad = sorted(set(data.get("train", {})) - known)
-        if bad:
-            raise ConfigError(bad[0], f"unknown field in [train]; allowed: {sorted(known)}")
-        return cls(model, TrainSettings(**data.get("train", {}))).validate()
-
-    @classmethod
-    def load(cls, path: str | Path) -> "TrainConfig":
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"no config file at {path}")
-        return cls.from_toml(path.read_text())
-
-
-# ---- learners -----------------------------------------------------------------------------------
-class Learner:
-    """Holds parameters; ``step(x, y, lrs)`` learns from a batch and returns the output rates."""
-
-    def __init__(self, cfg: TrainConfig, params: Params):
-        self.cfg = cfg
-        self.net = GhostNetwork(cfg.model, params)
-
-    @property
-    def params(self) -> Params:
-        return self.net.params
-
-    def step(self, x, y, lrs):
-        m, learner = self.cfg.model, self.cfg.train.learner
-        if learner == "ghost":
-            return self.net.step(x, y, lrs).prediction
-        from ghostnet.checks import reference  # torch, imported when a run needs it
-
-        grads = (reference.backprop_gradients if learner == "backprop"
-                 else reference.feedback_alignment_gradients)
-        gW, gb, _ = grads(m, self.params, x, y)
-        sgd_step(m, self.params, Update([-g for g in gW], [-g for g in gb], []), lrs)
-        return None
-
-    def predict(self, x):
-        if self.cfg.train.learner == "ghost":
-            return self.net.predict(x)
-        from ghostnet.engines.numba_equilibrium import forward
-        from ghostnet.model.transfer import phi
-
-        return phi(forward(self.cfg.model, self.params, np.asarray(x, self.cfg.model.dtype))[-1],
-                   self.cfg.model.transfer)
-
-
-def evaluate(learner: Learner, x, labels, n_classes, batch=1000) -> tuple[float, float]:
-    """Accuracy and cost (0.5 |y - r|^2, mean) of the learner's prediction."""
-    correct, cost = 0, 0.0
-    for s in range(0, len(x), batch):
-        r = learner.predict(x[s:s + batch])
-        lab = labels[s:s + batch]
-        correct += int(np.sum(np.argmax(r, axis=1) == lab))
-        cost += float(0.5 * np.sum((one_hot(lab, n_classes, r.dtype) - r) ** 2))
-    return correct / len(x), cost / len(x)
 
 
 def _git_hash() -> str:

@@ -1,0 +1,55 @@
+"""Learners: the ghost network's local learning and its baselines, backprop and feedback
+alignment (by torch.autograd), behind one ``step`` / ``predict`` interface."""
+from __future__ import annotations
+
+import numpy as np
+
+from ghostnet.learning.data import one_hot
+from ghostnet.learning.settings import TrainConfig
+from ghostnet.model.params import Params
+from ghostnet.model.plasticity import Update, sgd_step
+from ghostnet.network.network import GhostNetwork
+
+
+class Learner:
+    """Holds parameters; ``step(x, y, lrs)`` learns from a batch and returns the output rates."""
+
+    def __init__(self, cfg: TrainConfig, params: Params):
+        self.cfg = cfg
+        self.net = GhostNetwork(cfg.model, params)
+
+    @property
+    def params(self) -> Params:
+        return self.net.params
+
+    def step(self, x, y, lrs):
+        m, learner = self.cfg.model, self.cfg.train.learner
+        if learner == "ghost":
+            return self.net.step(x, y, lrs).prediction
+        from ghostnet.checks import reference  # torch, imported when a run needs it
+
+        grads = (reference.backprop_gradients if learner == "backprop"
+                 else reference.feedback_alignment_gradients)
+        gW, gb, _ = grads(m, self.params, x, y)
+        sgd_step(m, self.params, Update([-g for g in gW], [-g for g in gb], []), lrs)
+        return None
+
+    def predict(self, x):
+        if self.cfg.train.learner == "ghost":
+            return self.net.predict(x)
+        from ghostnet.engines.numba_equilibrium import forward
+        from ghostnet.model.transfer import phi
+
+        return phi(forward(self.cfg.model, self.params, np.asarray(x, self.cfg.model.dtype))[-1],
+                   self.cfg.model.transfer)
+
+
+def evaluate(learner: Learner, x, labels, n_classes, batch=1000) -> tuple[float, float]:
+    """Accuracy and cost (0.5 |y - r|^2, mean) of the learner's prediction."""
+    correct, cost = 0, 0.0
+    for s in range(0, len(x), batch):
+        r = learner.predict(x[s:s + batch])
+        lab = labels[s:s + batch]
+        correct += int(np.sum(np.argmax(r, axis=1) == lab))
+        cost += float(0.5 * np.sum((one_hot(lab, n_classes, r.dtype) - r) ** 2))
+    return correct / len(x), cost / len(x)

@@ -1,0 +1,100 @@
+"""The ``[train]`` section of a training configuration and the whole configuration
+(``[model]`` + ``[train]``), validated field by field, stored as TOML."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomli_w
+
+from ghostnet.model.config import ConfigError, ModelConfig, parse_toml
+
+LEARNERS = ("ghost", "backprop", "fa")
+
+
+@dataclass
+class TrainSettings:
+    """The ``[train]`` section: learner, optimiser, data and seeds."""
+
+    learner: str = "ghost"
+    dataset: str = "fashion-mnist"
+    data_source: str = ""
+    """A directory of IDX files or an .npz; empty: the default sources (ghostnet.learning.data.load)."""
+    epochs: int = 20
+    batch_size: int = 100
+    lr: float | list[float] = 0.5
+    """One learning rate, or one per layer."""
+    momentum: float = 0.0
+    train_size: int = 0
+    """Use the first N training samples (0: all)."""
+    val_size: int = 0
+    seed: int = 0
+    probe_size: int = 100
+    """Ghost learner: per-layer angle to backprop on this many fixed training samples each epoch."""
+    pretrain: int = 0
+    """Mechanism 'learned': samples of ghost pre-training on the training inputs before epoch 1."""
+    pretrain_noise: float = 0.0
+    """Exploration noise of that pre-training, first half (``ghostnet.network.mechanisms.pretrain``)."""
+
+    def validate(self, model: ModelConfig) -> None:
+        if self.learner not in LEARNERS:
+            raise ConfigError("learner", f"unknown value {self.learner!r}; allowed: {', '.join(LEARNERS)}")
+        if self.learner == "fa" and model.feedback != "random":
+            raise ConfigError("feedback", "learner 'fa' sends the error through the random B: set "
+                                          "feedback = 'random'")
+        for name in ("epochs", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(name, f"must be an integer >= 1, got {v!r}")
+        for name in ("train_size", "val_size", "seed", "probe_size", "pretrain"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ConfigError(name, f"must be an integer >= 0, got {v!r}")
+        v = self.pretrain_noise
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v < float("inf")):
+            raise ConfigError("pretrain_noise", f"must be a finite standard deviation >= 0, got {v!r}")
+        lrs = self.lr if isinstance(self.lr, list) else [self.lr]
+        if isinstance(self.lr, list) and len(lrs) != model.n_layers:
+            raise ConfigError("lr", f"needs one rate per layer ({model.n_layers}), got {len(lrs)}")
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 for v in lrs):
+            raise ConfigError("lr", f"learning rates must be > 0, got {self.lr!r}")
+        if self.momentum != 0.0:
+            raise ConfigError("momentum", "only plain SGD (momentum = 0) is implemented")
+
+    def lrs(self, n_layers: int) -> list[float]:
+        return list(self.lr) if isinstance(self.lr, list) else [float(self.lr)] * n_layers
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+    def validate(self) -> "TrainConfig":
+        self.model.validate()
+        self.train.validate(self.model)
+        return self
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps({"model": self.model.to_dict(), "train": dataclasses.asdict(self.train)})
+
+    @classmethod
+    def from_toml(cls, text: str) -> "TrainConfig":
+        data = parse_toml(text)
+        unknown = sorted(set(data) - {"model", "train"})
+        if unknown:
+            raise ConfigError(unknown[0], "unknown section; allowed: [model], [train]")
+        model = ModelConfig.from_dict(data.get("model", {}))
+        known = {f.name for f in dataclasses.fields(TrainSettings)}
+        bad = sorted(set(data.get("train", {})) - known)
+        if bad:
+            raise ConfigError(bad[0], f"unknown field in [train]; allowed: {sorted(known)}")
+        return cls(model, TrainSettings(**data.get("train", {}))).validate()
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no config file at {path}")
+        return cls.from_toml(path.read_text())
