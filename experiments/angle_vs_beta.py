@@ -1,5 +1,5 @@
 """Angle between the local update and backprop against beta, per transfer function and depth
-(docs/model.md §3 property 2, §8 E2; copy mechanism, symmetric feedback, float64, equilibrium mode,
+(docs/model.md §3 property 2, §11 E2; copy mechanism, symmetric feedback, float64, equilibrium mode,
 which agrees with settled dynamics to < 1e-6). Writes a tidy CSV: one row per transfer, depth,
 beta, seed, layer.
 

@@ -1,4 +1,4 @@
-"""Cancellation (docs/model.md §8 E1, E4).
+"""Cancellation (docs/model.md §11 E1, E4).
 
 1. Along the free phase: the largest |t_l| per hidden layer against time, for copy ghosts with
    tau_g = tau (zero at every time, §3 property 1), with tau_g = 0.5 and 2 tau (a transient that

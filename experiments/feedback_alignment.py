@@ -1,4 +1,4 @@
-"""Feedback alignment (docs/model.md §6, §8): the angle between B_l and W_{l+1}^T and the angle of the
+"""Feedback alignment (docs/model.md §6, §11): the angle between B_l and W_{l+1}^T and the angle of the
 update to backprop during training from a random B, with fixed random feedback (the forward
 weights turn towards B) and with plastic feedback (Kolen-Pollack: B follows W^T; weight decay 0,
 1e-3 and 1e-2). Logistic 20-30-25-5, copy mechanism, equilibrium mode, beta = 0.01, SGD lr 0.5,

@@ -1,4 +1,4 @@
-"""Gradients (docs/model.md §8 E2): per-layer angle and norm ratio between the network's update and
+"""Gradients (docs/model.md §11 E2): per-layer angle and norm ratio between the network's update and
 backprop's gradient (torch.autograd), and for random feedback also feedback alignment's update,
 against beta, against settling time and against depth, for each mechanism and feedback.
 

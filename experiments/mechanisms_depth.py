@@ -1,5 +1,5 @@
 """Angle to backprop and cancellation residual against depth for the three ghost mechanisms
-(docs/model.md §5, §8 E2/E4). Logistic units, symmetric feedback, float64, equilibrium mode
+(docs/model.md §5, §11 E2/E4). Logistic units, symmetric feedback, float64, equilibrium mode
 (agrees with settled dynamics to < 1e-6), beta = 0.01, batch 16. Mechanism 'learned' starts from
 random ghost weights and is pre-trained on 512 fixed random inputs (eta_g = eta_h = 0.2, at most
 --pretrain samples, stopping at residual < 0.05); it is measured with the baseline of docs/model.md §4

@@ -1,4 +1,4 @@
-"""Run every experiment behind the figures (docs/model.md §8), each into its own folder under --results,
+"""Run every experiment behind the figures (docs/model.md §11), each into its own folder under --results,
 then draw them with `ghostnet figures --results DIR`.
 
     python experiments/run_all.py [--quick] [--results results] [--only traces gradients ...]

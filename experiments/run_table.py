@@ -6,7 +6,7 @@ present) are skipped, interrupted ones resume from their checkpoint.
     python experiments/run_table.py [--configs experiments/configs/fashion_784-500-10.toml ...]
         [--seeds 0 1 2] [--epochs 20] [--out results/table] [--data-source DIR_OR_NPZ] [--quick]
 
-The per-epoch metrics.csv of every run are also the learning curves of the figures (docs/model.md §8
+The per-epoch metrics.csv of every run are also the learning curves of the figures (docs/model.md §11
 E3). --quick: seed 0, 2 epochs on 500 training samples, 1,000 samples of ghost pre-training.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Traces (docs/model.md §8 E5): potential u, net top-down input t, ghost inhibition H phi(v) and local
+"""Traces (docs/model.md §11 E5): potential u, net top-down input t, ghost inhibition H phi(v) and local
 error e of a few neurons per layer across a free phase and a nudged phase, for one input.
 
 Logistic 20-30-25-15-5, copy mechanism, symmetric feedback, tau = tau_g = 1, float64, dynamics mode

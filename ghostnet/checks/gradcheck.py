@@ -1,4 +1,4 @@
-"""Gradient check (docs/model.md §3 property 2, §8 E2): the network's local update against backprop and,
+"""Gradient check (docs/model.md §3 property 2, §11 E2): the network's local update against backprop and,
 for random feedback, against feedback alignment, on one random batch."""
 from __future__ import annotations
 

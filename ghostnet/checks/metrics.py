@@ -1,4 +1,4 @@
-"""Alignment metrics between the network's updates and a reference (docs/model.md §8, E2)."""
+"""Alignment metrics between the network's updates and a reference (docs/model.md §11, E2)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Equilibrium mode (docs/model.md §7): the fixed points of §2 computed without time integration.
+"""Equilibrium mode (docs/model.md §8): the fixed points of §2 computed without time integration.
 
 At a fixed point every ghost sits at its own fixed point given the layer below
 (``v_i = G_i r_i + c_i``; ``v_i = u_{i+1}`` for replicate in the free phase; held in the nudged

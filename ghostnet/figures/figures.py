@@ -1,4 +1,4 @@
-"""The paper's figures (docs/model.md §8), drawn from saved results only.
+"""The paper's figures (docs/model.md §11), drawn from saved results only.
 
 Each figure reads the tidy CSVs its experiment wrote under a results folder (``results/`` by
 default; ``python experiments/run_all.py`` writes them all) and is saved as PNG and PDF. A missing,

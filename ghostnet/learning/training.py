@@ -1,4 +1,4 @@
-"""Training on a classification dataset (docs/model.md §7, §8 E3): the ghost network and its baselines,
+"""Training on a classification dataset (docs/model.md §7, §11 E3): the ghost network and its baselines,
 backprop and feedback alignment, on equal terms.
 
 Every learner starts from the same parameters (``Params.init`` of the model configuration), sees the

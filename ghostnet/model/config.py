@@ -38,7 +38,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
-    """Network, dynamics and learning-rule settings (docs/model.md §1, §2, §4, §5, §7).
+    """Network, dynamics and learning-rule settings (docs/model.md §1, §2, §4-§8).
 
     Times are in units of the pyramidal time constant's unit (``tau = 1`` by default), so ``dt`` is
     a fraction of it.
@@ -66,7 +66,7 @@ class ModelConfig:
     tol: float = 1e-6
     max_steps: int = 2000
     mode: str = "dynamics"
-    """'dynamics' integrates the ODEs; 'equilibrium' computes the fixed points directly (§7)."""
+    """'dynamics' integrates the ODEs; 'equilibrium' computes the fixed points directly (§8)."""
     engine: str = "numba"
     """Which engine runs the phases: a module of :mod:`ghostnet.engines` ('numba': numpy arrays,
     Numba kernels, CPU)."""
