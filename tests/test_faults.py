@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,11 +23,10 @@ from ghostnet.errors import (
     CheckpointError, DivergenceError, GhostnetError, GhostnetWarning, RunDirError,
 )
 from ghostnet.io import dumps, loads
-from ghostnet.learning.data import DataError, Dataset, load, write_idx
+from ghostnet.learning.data import DataError, load, write_idx
 from ghostnet.learning.learners import Learner
 from ghostnet.learning.runs import run_status
-from ghostnet.learning.training import TrainConfig, TrainSettings, train
-from ghostnet.model.config import ConfigError
+from ghostnet.learning.training import TrainConfig, train
 
 from test_runs import BATCHES, blobs, config
 

@@ -385,3 +385,23 @@ def test_resuming_a_finished_run_returns_its_summary_and_changes_nothing(tmp_pat
     before = _snapshot(tmp_path)
     assert resume_run(tmp_path, progress=False, data=blobs()) == summary
     assert _snapshot(tmp_path) == before
+
+
+def test_figures_draw_finished_runs_only_and_name_the_ones_skipped(tmp_path, monkeypatch, capsys):
+    """The learning figure reads results/table/<config>/<variant>-s<seed>/metrics.csv: an
+    interrupted run beside a finished one is left out, and the command says so."""
+    from ghostnet.cli import main
+
+    table = tmp_path / "results" / "table" / "small"
+    train(config(epochs=2), table / "ghost-copy-symmetric-s0", data=blobs(), progress=False)
+    train(config("backprop", epochs=2), table / "backprop-s0", data=blobs(), progress=False)
+    _inject(monkeypatch, "epoch_end")
+    with pytest.raises(Interrupted):
+        train(config("backprop", epochs=2, train={"seed": 1}), table / "backprop-s1",
+              data=blobs(), progress=False)
+    monkeypatch.undo()
+    assert main(["figures", "--results", str(tmp_path / "results"), "--out",
+                 str(tmp_path / "fig"), "--only", "learning", "--format", "png"]) == 0
+    err = capsys.readouterr().err
+    assert f"skipped {table / 'backprop-s1'} (interrupted run" in err
+    assert "backprop-s0" not in err and (tmp_path / "fig" / "learning.png").is_file()

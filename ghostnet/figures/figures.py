@@ -117,9 +117,10 @@ def _load(results: Path, name: str, skipped: list | None = None) -> list[list[di
         if "*" in rel:
             # training runs: only finished ones (ghostnet.learning.runs.run_status), not one
             # still going, interrupted or failed; the others are listed in ``skipped``
-            done, other = finished_runs(p.parent for p in sorted(results.glob(rel)))
+            dirs = [p for p in sorted(results.glob(str(Path(rel).parent))) if p.is_dir()]
+            done, other = finished_runs(dirs)
             if skipped is not None:
-                skipped.extend(other)
+                skipped.extend((p, s) for p, s in other if s != "empty")
             paths = [p / Path(rel).name for p in done]
             if not paths:
                 raise ResultsError(f"no finished runs matching {results / rel}: run `{command}` "

@@ -216,7 +216,7 @@ class Trainer:
                 "data_fingerprint": _fingerprint(self.data), "warnings": []}
 
     def _run(self, resume, manifest, lock) -> dict:
-        cfg, t, d = self.cfg, self.cfg.train, self.data
+        cfg = self.cfg
         has_checkpoint = resume and (self.out / "checkpoint.npz").exists()
         if has_checkpoint:
             params, extra = self._load_checkpoint()
