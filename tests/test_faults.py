@@ -239,13 +239,23 @@ def test_strict_json_writes_null_for_non_finite_numbers():
         loads(json.dumps(float("nan")))  # the standard library writes a bare NaN
 
 
-def test_run_files_and_gradcheck_json_are_strict(tmp_path, capsys):
+def test_run_files_and_gradcheck_json_are_strict(tmp_path, capsys, monkeypatch):
     train(config(epochs=1), tmp_path, data=blobs(), progress=False)
     for name in ("summary.json", "meta.json", "run.json"):
         loads((tmp_path / name).read_text())
-    assert main(["gradcheck", "--sizes", "6,5,3", "--beta", "1e-300", "--mode", "equilibrium",
-                 "--json"]) == 0
-    loads(capsys.readouterr().out)
+    from ghostnet.checks import gradcheck as gc
+
+    original = gc.gradcheck
+
+    def undefined_angle(*a, **k):  # a layer whose reference gradient is zero: angle undefined
+        out = original(*a, **k)
+        out["layers"][0]["angle_deg"] = np.float32("nan")
+        out["layers"][0]["norm_ratio"] = float("inf")
+        return out
+    monkeypatch.setattr(gc, "gradcheck", undefined_angle)
+    assert main(["gradcheck", "--sizes", "6,5,3", "--mode", "equilibrium", "--json"]) == 0
+    row = loads(capsys.readouterr().out)["layers"][0]
+    assert row["angle_deg"] is None and row["norm_ratio"] is None
 
 
 # ---- the command line ----------------------------------------------------------------------------

@@ -116,14 +116,22 @@ def _inject(monkeypatch, point, sig=signal.SIGINT, times=1):
             original(y, a, x)
             hit()
         monkeypatch.setattr(plasticity, "_add_scaled", add_scaled)
-    elif point == "checkpoint":  # inside the write of the end-of-epoch-1 checkpoint
+    elif point == "checkpoint":  # half-way through writing the end-of-epoch-1 checkpoint
         hit = _kill_at(1, sig, times)
-        original = Params.save
+        from ghostnet.model import params as params_mod
 
-        def save(self, *a, **k):
-            hit()
-            return original(self, *a, **k)
-        monkeypatch.setattr(Params, "save", save)
+        original = params_mod.atomic_write
+
+        def atomic_write(path, write, *a, **k):
+            def half_then_signal(fh):
+                write(fh)
+                fh.flush()
+                fh.truncate(fh.tell() // 2)  # the temporary file is half-written here
+                hit()
+                fh.seek(0)
+                write(fh)
+            return original(path, half_then_signal, *a, **k)
+        monkeypatch.setattr(params_mod, "atomic_write", atomic_write)
     elif point == "epoch_end":  # right after the last step of epoch 1
         hit = _kill_at(BATCHES, sig, times)
         original = Learner.step
@@ -153,18 +161,20 @@ def _inject(monkeypatch, point, sig=signal.SIGINT, times=1):
         raise AssertionError(point)
 
 
-@pytest.mark.parametrize("point,sig,learner", [
-    ("update", signal.SIGINT, "ghost"),
-    ("update", signal.SIGTERM, "ghost"),
-    ("update", signal.SIGINT, "backprop"),
-    ("checkpoint", signal.SIGINT, "ghost"),
-    ("epoch_end", signal.SIGINT, "ghost"),
-    ("epoch_end", signal.SIGTERM, "fa"),
-    ("before_first_batch", signal.SIGINT, "ghost"),
-    ("evaluation", signal.SIGINT, "ghost"),
+@pytest.mark.parametrize("point,signame,learner", [
+    ("update", "SIGINT", "ghost"),
+    ("update", "SIGTERM", "ghost"),
+    ("update", "SIGINT", "backprop"),
+    ("checkpoint", "SIGINT", "ghost"),
+    ("epoch_end", "SIGINT", "ghost"),
+    ("epoch_end", "SIGTERM", "fa"),
+    ("before_first_batch", "SIGINT", "ghost"),
+    ("evaluation", "SIGINT", "ghost"),
+    ("evaluation", "SIGTERM", "backprop"),
 ])
 def test_signal_at_any_point_then_resume_is_bit_identical(tmp_path, monkeypatch, reference, point,
-                                                          sig, learner):
+                                                          signame, learner):
+    sig = getattr(signal, signame)
     cfg = config(learner)
     full = reference(learner, cfg)
     cut = tmp_path / "cut"

@@ -25,7 +25,7 @@ import numpy as np
 
 from ghostnet.errors import CheckpointError
 from ghostnet.model.config import ConfigError, ModelConfig
-from ghostnet.io import atomic_write
+from ghostnet.io import atomic_write, dumps
 
 NAMES = ("W", "b", "B", "G", "c", "H")
 
@@ -162,7 +162,7 @@ class Params:
         """Write an .npz holding every array and the configuration (as TOML), atomically."""
         arrays = {f"{k}_{i}": a for k in NAMES for i, a in enumerate(getattr(self, k))}
         arrays["config_toml"] = np.array(config.to_toml())
-        arrays["extra_json"] = np.array(json.dumps(extra or {}))
+        arrays["extra_json"] = np.array(dumps(extra or {}))  # strict JSON
 
         def write(fh) -> None:
             buf = _io.BytesIO()
