@@ -13,7 +13,6 @@ checked to agree (largest relative difference of u, v and dW, printed).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -25,7 +24,7 @@ import numpy as np
 
 from ghostnet import GhostNetwork, ModelConfig
 from ghostnet.engines.brian import BrianGhostNetwork, b2, cython_available, rel_diff
-from ghostnet.io import atomic_write_text
+from ghostnet.io import write_json
 
 
 def machine() -> dict:
@@ -124,7 +123,7 @@ def main(argv=None) -> int:
                                             "dt": args.dt, "repeats": args.repeats,
                                             "targets": targets}, "results": rows}
     if args.out:
-        atomic_write_text(args.out, json.dumps(result, indent=2))
+        write_json(args.out, result)  # strict JSON
         print(f"\nwrote {args.out}")
     return 0
 

@@ -321,7 +321,7 @@ def run_part(name, args, env_extra=None, keep_env=False):
         else:
             env[k] = v
     code = (f"import json, sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); "
-            f"import bench_engine as b; print(json.dumps(b.part_{name}(*{args!r})))")
+            f"import bench_engine as b; from ghostnet.io import dumps; print(dumps(b.part_{name}(*{args!r})))")
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"benchmark part {name}{args} failed:\n{res.stderr[-2000:]}")
@@ -471,9 +471,9 @@ def main(argv=None) -> dict:
                 result[key] = old.get(key)
         result["section_dates"] = {**dates, **result["section_dates"]}
     if args.out:
-        from ghostnet.io import atomic_write_text
+        from ghostnet.io import write_json
 
-        atomic_write_text(args.out, json.dumps(result, indent=2))
+        write_json(args.out, result)  # strict JSON: a non-finite timing is written as null
         print(f"wrote {args.out}")
     return result
 

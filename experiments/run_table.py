@@ -20,6 +20,7 @@ import numpy as np
 
 from ghostnet.learning.data import load
 from ghostnet.io import atomic_write_text, write_csv
+from ghostnet.learning.runs import finished_runs, run_status
 from ghostnet.learning.training import TrainConfig, train
 
 VARIANTS = {  # name: (learner, model overrides)
@@ -62,9 +63,14 @@ def main(argv=None):
                                         data_source=source or "", **quick)
                 cfg = TrainConfig(m, t).validate()
                 run = out / Path(cpath).stem / f"{name.replace(' ', '-')}-s{seed}"
-                if (run / "summary.json").exists():
+                status = run_status(run)
+                if status == "finished":
                     continue
-                resume = (run / "checkpoint.npz").exists()
+                if status == "failed":
+                    print(f"{run}: failed before, skipped (rerun it with ghostnet train "
+                          "--overwrite)", flush=True)
+                    continue
+                resume = status == "interrupted"
                 print(f"{Path(cpath).stem} {name} seed {seed}{' (resuming)' if resume else ''}",
                       flush=True)
                 train(cfg, run, resume=resume, data=data[base.train.dataset], progress=False)
@@ -73,8 +79,10 @@ def main(argv=None):
 
 def summarise(out: Path) -> None:
     rows = []
-    for summary in sorted(out.glob("*/*/summary.json")):
-        run = summary.parent
+    done, skipped = finished_runs(p for p in sorted(out.glob("*/*")) if p.is_dir())
+    for run, status in skipped:
+        print(f"summary: skipped {run} ({status})")
+    for run in done:
         metrics = list(csv.DictReader(open(run / "metrics.csv")))
         rows.append({"config": run.parent.name, "variant": run.name.rsplit("-s", 1)[0].replace("-", " "),
                      "seed": int(run.name.rsplit("-s", 1)[1]), "epochs": len(metrics),

@@ -42,6 +42,8 @@ def _keep_freed_memory() -> bool:
 
 
 MALLOC_TUNED_BY_GHOSTNET = _keep_freed_memory()
+from ghostnet.errors import (CheckpointError, DivergenceError, GhostnetError, GhostnetWarning,
+                             RunDirError)
 from ghostnet.model.config import ConfigError, ModelConfig
 from ghostnet.engines.numba_dynamics import Integrator
 from ghostnet.model.state import BlowUpError, PhaseResult, Recording, State, currents
@@ -54,7 +56,8 @@ from ghostnet.model.plasticity import Update, end_of_phase, sgd_step
 from ghostnet.version import __version__  # noqa: E402
 
 __all__ = [
-    "BlowUpError", "ConfigError", "GhostNetwork", "Integrator", "ModelConfig", "Params",
+    "BlowUpError", "CheckpointError", "ConfigError", "DivergenceError", "GhostnetError",
+    "GhostnetWarning", "RunDirError", "GhostNetwork", "Integrator", "ModelConfig", "Params",
     "PhasePair", "PhaseResult", "Recording", "State", "Update", "angle_deg", "currents",
     "end_of_phase", "gradcheck", "layer_alignment", "norm_ratio", "random_batch", "sgd_step",
     "__version__",

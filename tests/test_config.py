@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from ghostnet import ConfigError, GhostNetwork, ModelConfig, Params
+from ghostnet.errors import CheckpointError
 
 INVALID = [
     ("sizes", [20, 0, 5]),
@@ -115,7 +116,7 @@ def test_load_rejects_foreign_file(tmp_path):
     np.savez(p, foo=np.zeros(3))
     with pytest.raises(ValueError, match="not a ghostnet parameter file"):
         Params.load(p)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(CheckpointError, match="no parameter file"):
         Params.load(tmp_path / "missing.npz")
 
 

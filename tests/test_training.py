@@ -91,7 +91,7 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, monkeypatch)
     calls = {"n": 0}
     original = Learner.step
 
-    def flaky(self, x, y, lrs):  # Ctrl-C in the middle of epoch 2
+    def flaky(self, x, y, lrs):  # a KeyboardInterrupt raised (not signalled) inside epoch 2
         calls["n"] += 1
         if calls["n"] == 40 + 17:
             raise KeyboardInterrupt
@@ -102,7 +102,9 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, monkeypatch)
         train(cfg, tmp_path / "cut", data=data, progress=False)
     with np.load(tmp_path / "cut" / "checkpoint.npz") as z:
         extra = json.loads(str(z["extra_json"]))
-    assert (extra["epoch"], extra["batch"]) == (2, 16)  # the checkpoint sits mid-epoch
+    # raised outside the deferred-signal handler, the step may be half-applied: no checkpoint is
+    # written then, and the last consistent one (the end of epoch 1) stays
+    assert (extra["epoch"], extra["batch"]) == (2, 0)
     monkeypatch.setattr(Learner, "step", original)
     train(cfg, tmp_path / "cut", data=data, progress=False, resume=True)
     resumed, _ = Params.load(tmp_path / "cut" / "checkpoint.npz")

@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from ghostnet.model.config import ConfigError
+from ghostnet.errors import GhostnetError
 
 SUBCOMMANDS = ("gradcheck", "train", "compare", "figures", "crosscheck")
 """In the order ``ghostnet --help`` lists them; ``ghostnet.cli.<name>`` implements each."""
@@ -33,15 +33,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand. Every expected failure (:class:`ghostnet.errors.GhostnetError`:
+    configuration, data, corrupt files, run directories, numerics; and the operating system's
+    I/O errors) becomes one line on stderr naming the file or field, with exit status 2 (1 for a
+    run that failed); any other exception is a bug and keeps its traceback."""
     args = build_parser().parse_args(argv)
     try:
         return _module(args.command).run(args)
-    except ConfigError as exc:
-        print(f"ghostnet {args.command}: error: {exc}", file=sys.stderr)
+    except GhostnetError as exc:
+        print(f"ghostnet {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return exc.exit_status
+    except OSError as exc:  # permissions, a full disk, a missing file
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"ghostnet {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"ghostnet {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":  # pragma: no cover

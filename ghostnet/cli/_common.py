@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import math
 
 
 class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -26,26 +24,8 @@ def add_parser(sub, name: str, summary: str, description: str, example: str):
                           formatter_class=Formatter)
 
 
-def _finite(o):
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    if isinstance(o, dict):
-        return {k: _finite(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_finite(v) for v in o]
-    return o
-
-
-def _default(o):
-    import numpy as np
-
-    if isinstance(o, np.ndarray):
-        return _finite(o.tolist())
-    if isinstance(o, (np.floating, np.integer, np.bool_)):
-        return _finite(o.item())
-    raise TypeError(f"not JSON serialisable: {type(o)}")
-
-
 def dumps(obj) -> str:
-    """Strict JSON: non-finite numbers become null (``allow_nan=False`` guards the rest)."""
-    return json.dumps(_finite(obj), default=_default, allow_nan=False)
+    """Strict JSON: non-finite numbers become null (:func:`ghostnet.io.dumps`)."""
+    from ghostnet.io import dumps as strict
+
+    return strict(obj)

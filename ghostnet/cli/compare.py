@@ -49,7 +49,9 @@ def run(args) -> int:
         t = dataclasses.replace(base.train, learner=learner, epochs=args.epochs, train_size=n,
                                 dataset=data.name)
         cfg = TrainConfig(base.model, t).validate()
-        s = train(cfg, Path(args.out) / learner, data=data, progress=not args.json)
+        # the command's own run directories: each run replaces the previous one
+        s = train(cfg, Path(args.out) / learner, data=data, progress=not args.json,
+                  overwrite=True)
         results[learner] = s["final"]
     if args.json:
         print(dumps({"dataset": data.name, "source": data.source, "train_size": n, **results}))

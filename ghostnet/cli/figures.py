@@ -29,11 +29,14 @@ def add(sub) -> None:
 def run(args) -> int:
     from ghostnet.figures.figures import ResultsError, make_figures
 
+    skipped: list = []
     try:
-        written = make_figures(args.results, args.out, args.only, tuple(args.format))
+        written = make_figures(args.results, args.out, args.only, tuple(args.format), skipped)
     except ResultsError as exc:
         print(f"ghostnet figures: error: {exc}", file=sys.stderr)
         return 2
+    for run, status in dict.fromkeys(skipped):
+        print(f"ghostnet figures: skipped {run} ({status} run, not finished)", file=sys.stderr)
     for path in written:
         print(path)
     return 0

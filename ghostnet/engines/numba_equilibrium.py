@@ -32,7 +32,7 @@ import numpy as np
 
 from ghostnet.kernels import numba_kernels as K
 from ghostnet.model.config import ModelConfig
-from ghostnet.model.state import BLOWUP, PhaseResult, State
+from ghostnet.model.state import BLOWUP, BlowUpError, PhaseResult, State
 from ghostnet.kernels.linalg import affine
 from ghostnet.model.params import Params
 from ghostnet.model.transfer import phi, phi_inv
@@ -191,7 +191,7 @@ def settle(
         # relative to the potentials' size: float32 cannot resolve 1e-6 at |u| = 16
         scale = max(1.0, max(float(np.max(np.abs(ui))) for ui in u))
         if not (np.isfinite(change) and scale <= BLOWUP):  # the integrator's blow-up rule
-            raise FloatingPointError(
+            raise BlowUpError(
                 f"equilibrium iteration diverged (potentials beyond {BLOWUP:g} or non-finite) in "
                 f"the {'free' if y is None else 'nudged'} phase; with learned ghosts try smaller "
                 f"eta_g / eta_h, in a nudged phase a smaller beta"

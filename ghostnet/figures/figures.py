@@ -14,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ghostnet.errors import GhostnetError
+from ghostnet.learning.runs import finished_runs
+
 # figure name -> (caption, [(results file relative to the results folder, required columns)], command)
 FIGURES = {
     "traces": (
@@ -70,7 +73,7 @@ COLUMN_WIDTH = 3.5  # inches: one column of a two-column paper
 PAGE_WIDTH = 7.0
 
 
-class ResultsError(RuntimeError):
+class ResultsError(GhostnetError, RuntimeError):
     """Saved results are missing, empty or corrupt."""
 
 
@@ -107,13 +110,18 @@ def read_table(path: Path, columns, command: str) -> list[dict]:
     return [{k: _parse(v) for k, v in row.items()} for row in raw]
 
 
-def _load(results: Path, name: str) -> list[list[dict]]:
+def _load(results: Path, name: str, skipped: list | None = None) -> list[list[dict]]:
     _, files, command = FIGURES[name]
     out = []
     for rel, columns in files:
         if "*" in rel:
-            # training runs: only finished ones (summary.json written), not one still going
-            paths = [p for p in sorted(results.glob(rel)) if (p.parent / "summary.json").is_file()]
+            # training runs: only finished ones (ghostnet.learning.runs.run_status), not one
+            # still going, interrupted or failed; the others are listed in ``skipped``
+            dirs = [p for p in sorted(results.glob(str(Path(rel).parent))) if p.is_dir()]
+            done, other = finished_runs(dirs)
+            if skipped is not None:
+                skipped.extend((p, s) for p, s in other if s != "empty")
+            paths = [p / Path(rel).name for p in done]
             if not paths:
                 raise ResultsError(f"no finished runs matching {results / rel}: run `{command}` "
                                    "(or `python experiments/run_all.py`) to make them")
@@ -416,10 +424,12 @@ DRAW = {
 
 
 def make_figures(results: str | Path = "results", out: str | Path = "figures",
-                 only: list[str] | None = None, formats=("png", "pdf")) -> list[Path]:
+                 only: list[str] | None = None, formats=("png", "pdf"),
+                 skipped: list | None = None) -> list[Path]:
     """Draw the figures named in ``only`` (default: all) from ``results`` into ``out``. Every
     figure's results are read and checked before anything is drawn, so a missing experiment fails
-    fast with its name. Returns the files written."""
+    fast with its name. Training runs that are not finished are left out and, when ``skipped``
+    is a list, appended to it as ``(run directory, status)``. Returns the files written."""
     from ghostnet.io import atomic_write
 
     results, out = Path(results), Path(out)
@@ -427,7 +437,7 @@ def make_figures(results: str | Path = "results", out: str | Path = "figures",
     unknown = [n for n in names if n not in FIGURES]
     if unknown:
         raise ValueError(f"unknown figure(s) {', '.join(unknown)}; known: {', '.join(FIGURES)}")
-    tables = {n: _load(results, n) for n in names}
+    tables = {n: _load(results, n, skipped) for n in names}
     plt = _plt()
     written = []
     for n in names:

@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ghostnet.errors import GhostnetError
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 EMBEDDED = {"fashion-mnist-small": Path(__file__).resolve().parent / "datasets"
@@ -42,7 +45,7 @@ _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dty
               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
-class DataError(ValueError):
+class DataError(GhostnetError, ValueError):
     """A dataset is missing, truncated, corrupt or inconsistent; the message says what to do."""
 
 
@@ -63,6 +66,29 @@ class Dataset:
     @property
     def n_inputs(self) -> int:
         return self.x_train.shape[1]
+
+    def check(self) -> "Dataset":
+        """Raise :class:`DataError` unless every split is non-empty, 2-D, finite, in [0, 1], with
+        as many integer labels in 0..n_classes-1 as images (what :func:`load` guarantees; for a
+        dataset built by hand). Returns ``self``."""
+        splits = [("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)]
+        if self.x_val is not None:
+            splits.append(("val", self.x_val, self.y_val))
+        for split, x, y in splits:
+            what = f"{self.name} ({self.source}): x_{split}"
+            x, y = np.asarray(x), np.asarray(y)
+            if x.ndim != 2 or len(x) == 0:
+                raise DataError(f"{what} has shape {x.shape}; want N > 0 flattened images")
+            if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+                raise DataError(f"{what}: want {len(x)} integer labels, got shape {y.shape} "
+                                f"of {y.dtype}")
+            if y.min() < 0 or y.max() >= self.n_classes:
+                raise DataError(f"{what}: labels must lie in 0..{self.n_classes - 1}, found "
+                                f"{y.min()}..{y.max()}")
+            if not np.issubdtype(x.dtype, np.floating):
+                raise DataError(f"{what}: want float images in [0, 1], got {x.dtype}")
+            check_images(x, what)
+        return self
 
     def subset(self, n: int | None) -> "Dataset":
         """The first ``n`` training samples (``None``: all)."""
@@ -108,7 +134,11 @@ def read_idx(path: str | Path) -> np.ndarray:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"missing file {path}") from None
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except IsADirectoryError:
+        raise DataError(f"{path} is a directory, not an IDX file") from None
+    except PermissionError as exc:
+        raise DataError(f"{path} cannot be read ({exc.strerror})") from None
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise DataError(f"{path} is truncated or not a valid gzip file ({exc})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         raise DataError(f"{path} is not an IDX file (bad magic number)")
@@ -209,6 +239,8 @@ def _check(name: str, arrays: dict, where: str) -> Dataset:
         x, y = np.asarray(arrays[f"x_{split}"]), np.asarray(arrays[f"y_{split}"])
         if x.ndim < 2:
             raise DataError(f"{name} ({where}): x_{split} has shape {x.shape}; want N images")
+        if len(x) == 0:
+            raise DataError(f"{name} ({where}): x_{split} holds no images")
         if x.shape[1:] != shape and x.reshape(len(x), -1).shape[1] != int(np.prod(shape)):
             raise DataError(f"{name} ({where}): x_{split} images have shape {x.shape[1:]}, "
                             f"want {shape}")
@@ -222,15 +254,31 @@ def _check(name: str, arrays: dict, where: str) -> Dataset:
                             f"found {y.min()}..{y.max()}")
         x = x.reshape(len(x), -1)
         if np.issubdtype(x.dtype, np.integer):
+            lo, hi = int(x.min()), int(x.max())
+            if lo < 0 or hi > 255:
+                raise DataError(f"{name} ({where}): integer images must hold pixel values in "
+                                f"0..255, found {lo}..{hi}")
             x = x.astype(np.float32)
             np.divide(x, np.float32(255.0), out=x)  # in place: no second copy of the images
-        else:
+        elif np.issubdtype(x.dtype, np.floating):
             x = x.astype(np.float32)
-            if x.size and (x.min() < 0 or x.max() > 1):
-                raise DataError(f"{name} ({where}): float images must lie in [0, 1]")
+        else:
+            raise DataError(f"{name} ({where}): x_{split} must hold numbers, got {x.dtype}")
+        check_images(x, f"{name} ({where}): x_{split}")
         out[f"x_{split}"], out[f"y_{split}"] = x, y.astype(np.int64)
     return Dataset(name, out["x_train"], out["y_train"], out["x_test"], out["y_test"], n_classes,
                    where)
+
+
+def check_images(x: np.ndarray, what: str) -> None:
+    """Raise :class:`DataError` unless the float images ``x`` are finite and in [0, 1] (NaN
+    fails every comparison, so it is looked for first)."""
+    if not np.isfinite(x).all():
+        bad = int(np.count_nonzero(~np.isfinite(x)))
+        raise DataError(f"{what} holds {bad} non-finite pixel value(s) (NaN or infinity)")
+    if x.size and (x.min() < 0 or x.max() > 1):
+        raise DataError(f"{what}: float images must lie in [0, 1], found "
+                        f"{float(x.min()):g}..{float(x.max()):g}")
 
 
 def load(name: str, source: str | Path | None = None, root: str | Path | None = None,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import tomli_w
 
-from ghostnet.model.config import ConfigError, ModelConfig, parse_toml
+from ghostnet.model.config import ConfigError, ModelConfig, parse_toml, read_config_text
 
 LEARNERS = ("ghost", "backprop", "fa")
 
@@ -20,7 +20,8 @@ class TrainSettings:
     learner: str = "ghost"
     dataset: str = "fashion-mnist"
     data_source: str = ""
-    """A directory of IDX files or an .npz; empty: the default sources (ghostnet.learning.data.load)."""
+    """A directory of IDX files or an .npz; empty: the default sources (ghostnet.learning.data.load).
+    A relative path in a config file is taken relative to that file (:meth:`TrainConfig.load`)."""
     epochs: int = 20
     batch_size: int = 100
     lr: float | list[float] = 0.5
@@ -38,8 +39,20 @@ class TrainSettings:
     """Exploration noise of that pre-training, first half (``ghostnet.network.mechanisms.pretrain``)."""
 
     def validate(self, model: ModelConfig) -> None:
-        if self.learner not in LEARNERS:
+        if not isinstance(self.learner, str) or self.learner not in LEARNERS:
             raise ConfigError("learner", f"unknown value {self.learner!r}; allowed: {', '.join(LEARNERS)}")
+        if not isinstance(self.dataset, str):
+            raise ConfigError("dataset", f"must be a dataset name, got {self.dataset!r}")
+        from ghostnet.learning.data import NAMES
+
+        if self.dataset not in NAMES:
+            raise ConfigError("dataset", f"unknown value {self.dataset!r}; allowed: {', '.join(NAMES)}")
+        if not isinstance(self.data_source, str):
+            raise ConfigError("data_source", f"must be a path (a string), got {self.data_source!r}")
+        if (self.learner == "ghost" and model.output == "nudge" and isinstance(model.beta, (int, float))
+                and model.beta == 0):
+            raise ConfigError("beta", "the ghost learner needs beta > 0: with beta = 0 the nudged "
+                                      "phase has no target and nothing is learned")
         if self.learner == "fa" and model.feedback != "random":
             raise ConfigError("feedback", "learner 'fa' sends the error through the random B: set "
                                           "feedback = 'random'")
@@ -57,9 +70,10 @@ class TrainSettings:
         lrs = self.lr if isinstance(self.lr, list) else [self.lr]
         if isinstance(self.lr, list) and len(lrs) != model.n_layers:
             raise ConfigError("lr", f"needs one rate per layer ({model.n_layers}), got {len(lrs)}")
-        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 for v in lrs):
-            raise ConfigError("lr", f"learning rates must be > 0, got {self.lr!r}")
-        if self.momentum != 0.0:
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf")
+               for v in lrs):
+            raise ConfigError("lr", f"learning rates must be finite and > 0, got {self.lr!r}")
+        if isinstance(self.momentum, bool) or self.momentum != 0.0:
             raise ConfigError("momentum", "only plain SGD (momentum = 0) is implemented")
 
     def lrs(self, n_layers: int) -> list[float]:
@@ -81,10 +95,21 @@ class TrainConfig:
 
     @classmethod
     def from_toml(cls, text: str) -> "TrainConfig":
-        data = parse_toml(text)
+        return cls.from_dict(parse_toml(text))
+
+    @classmethod
+    def from_dict(cls, data) -> "TrainConfig":
+        """A validated configuration from ``{"model": {...}, "train": {...}}``; anything else
+        (an unknown section or field, a section that is not a table) raises :class:`ConfigError`."""
+        if not isinstance(data, dict):
+            raise ConfigError("<toml>", f"must be a table with [model] and [train], got {data!r}")
         unknown = sorted(set(data) - {"model", "train"})
         if unknown:
             raise ConfigError(unknown[0], "unknown section; allowed: [model], [train]")
+        for section in ("model", "train"):
+            if not isinstance(data.get(section, {}), dict):
+                raise ConfigError(section, f"must be a table ([{section}] section), got "
+                                           f"{data[section]!r}")
         model = ModelConfig.from_dict(data.get("model", {}))
         known = {f.name for f in dataclasses.fields(TrainSettings)}
         bad = sorted(set(data.get("train", {})) - known)
@@ -92,9 +117,30 @@ class TrainConfig:
             raise ConfigError(bad[0], f"unknown field in [train]; allowed: {sorted(known)}")
         return cls(model, TrainSettings(**data.get("train", {}))).validate()
 
+    def to_dict(self) -> dict:
+        return {"model": self.model.to_dict(), "train": dataclasses.asdict(self.train)}
+
+    def differences(self, other: "TrainConfig") -> list[str]:
+        """``"section.field (mine -> other's)"`` for every setting that differs."""
+        a, b = self.to_dict(), other.to_dict()
+        return [f"{sec}.{k} ({a[sec][k]!r} -> {b[sec].get(k)!r})"
+                for sec in ("model", "train") for k in a[sec] if a[sec][k] != b[sec].get(k)]
+
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
+        """Read a TOML file; a relative ``data_source`` is resolved against the file's folder.
+        Errors name the file."""
         path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"no config file at {path}")
-        return cls.from_toml(path.read_text())
+        text = read_config_text(path)
+        try:
+            data = parse_toml(text)
+            train = data.get("train") if isinstance(data, dict) else None
+            if isinstance(train, dict) and isinstance(train.get("data_source"), str):
+                src = train["data_source"]
+                if src and not Path(src).expanduser().is_absolute():
+                    train["data_source"] = str((path.resolve().parent / src).resolve())
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            if exc.path is not None:
+                raise
+            raise ConfigError(exc.field, str(exc).split(": ", 1)[1], path) from None

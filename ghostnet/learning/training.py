@@ -8,46 +8,134 @@ rates; ``dW`` is the ghost network's local update (docs/model.md §4) or minus t
 torch.autograd (backprop) or sent back through the random B (feedback alignment, ``fa``; it needs
 ``feedback = "random"``). Cost: 0.5 |y - r_L|^2, batch mean, with one-hot targets.
 
-A run directory holds ``config.toml`` (resolved), ``meta.json`` (ghostnet version, git hash, seeds,
-start time), ``metrics.csv`` (one row per epoch), ``checkpoint.npz`` (atomic, after every epoch and
-on Ctrl-C, mid-epoch included) and ``summary.json`` at the end.
+A run directory (:mod:`ghostnet.learning.runs`; docs/runs.md) holds ``run.json`` (the manifest:
+status and resolved configuration), ``config.toml`` (resolved), ``meta.json`` (ghostnet version, git
+hash, seeds, start time, pre-training outcome), ``metrics.csv`` (one row per epoch),
+``checkpoint.npz`` (atomic, after every epoch and on SIGINT or SIGTERM) and ``summary.json`` at
+the end.
+
+Interrupt safety: while the loop runs, SIGINT and SIGTERM are deferred to the next safe point,
+between two steps or after an epoch's checkpoint, where a checkpoint of that consistent
+(epoch, batch) state is written before the run stops; a second Ctrl-C stops at once, leaving the
+last checkpoint. A resumed run therefore ends with the weights and metrics of an uninterrupted one.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
 import io
-import json
+import os
 import platform
-import subprocess
+import signal
+import threading
 import time
-from datetime import datetime, timezone
+import warnings
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ghostnet.checks.metrics import layer_alignment
-from ghostnet.io import atomic_write_text
+from ghostnet.errors import CheckpointError, DivergenceError, GhostnetWarning, RunDirError
+from ghostnet.io import atomic_write_text, loads, write_json
+from ghostnet.learning import runs
 from ghostnet.learning.data import Dataset, load, one_hot
 from ghostnet.learning.learners import Learner, evaluate
 from ghostnet.learning.settings import LEARNERS, TrainConfig, TrainSettings
 from ghostnet.model.config import ConfigError
 from ghostnet.model.params import Params
+from ghostnet.model.state import BlowUpError
 from ghostnet.network.network import GhostNetwork
 
-__all__ = ["LEARNERS", "METRIC_FIELDS", "Learner", "TrainConfig", "TrainSettings", "Trainer",
-           "evaluate", "train"]
+__all__ = ["LEARNERS", "METRIC_FIELDS", "Interrupted", "Learner", "TrainConfig", "TrainSettings",
+           "Trainer", "evaluate", "resume_run", "train"]
 
 METRIC_FIELDS = ["epoch", "train_acc", "train_cost", "val_acc", "test_acc", "test_cost", "seconds",
-                 "mean_angle_deg", "angles_deg"]
+                 "mean_angle_deg", "angles_deg", "mean_angle_fa_deg", "angles_fa_deg",
+                 "unsettled_phases", "zero_updates"]
+"""Columns of metrics.csv. ``mean_angle_deg``/``angles_deg``: the ghost learner's update against
+backprop on the probe batch; ``*_fa_deg``: against feedback alignment (random feedback only);
+``unsettled_phases``: phases of the epoch that did not settle; ``zero_updates``: steps whose update
+was exactly zero."""
+
+FLOAT32_BETA = 1e-3
+"""At or below this beta a float32 ghost run's update is dominated by rounding (measured with
+``ghostnet gradcheck``: 0.5-0.7 degrees from backprop against 0.007 in float64)."""
 
 
-def _git_hash() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, timeout=5).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+class Interrupted(KeyboardInterrupt):
+    """The run stopped on SIGINT or SIGTERM after writing a consistent checkpoint."""
+
+    def __init__(self, signum: int, message: str):
+        self.signum = signum
+        super().__init__(message)
+
+
+class _DeferredSignals:
+    """SIGINT and SIGTERM handlers that only note the signal; the loop stops at its next safe
+    point. A second SIGINT raises KeyboardInterrupt at once, and so does any signal inside
+    :meth:`immediate` (ghost pre-training, which has no safe point short of its end). Installed
+    only in the main thread (Python delivers signals there); elsewhere signals keep their
+    handlers."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._old: dict = {}
+        self._immediate = False
+
+    @contextlib.contextmanager
+    def immediate(self):
+        """Within: stop at once on a signal (one that came before stops on entry)."""
+        if self.signum is not None:
+            self._raise(self.signum)
+        self._immediate = True
+        try:
+            yield
+        finally:
+            self._immediate = False
+
+    @staticmethod
+    def _raise(signum):
+        raise Interrupted(signum, f"interrupted by {signal.Signals(signum).name} during ghost "
+                                  "pre-training: no checkpoint yet; --resume starts the run over")
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                self._old[s] = signal.signal(s, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        if self._immediate:
+            self._raise(signum)
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # asked twice: stop now, the last checkpoint stays
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        self._old.clear()
+
+
+def _fingerprint(d: Dataset) -> str:
+    """A hash of the data a run trains and is evaluated on (after subset and validation split)."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in (d.x_train, d.y_train, d.x_test, d.y_test, d.x_val, d.y_val):
+        if a is not None:
+            a = np.ascontiguousarray(a)
+            h.update(str((a.shape, a.dtype.str)).encode())
+            h.update(a.data)
+    return h.hexdigest()
+
+
+def _warn(message: str, notes: list | None = None) -> None:
+    warnings.warn(message, GhostnetWarning, stacklevel=3)
+    if notes is not None and message not in notes:
+        notes.append(message)
 
 
 # ---- the run ------------------------------------------------------------------------------------
@@ -61,110 +149,304 @@ class Trainer:
         self.progress = progress
         t = cfg.train
         self.data = data if data is not None else load(t.dataset, t.data_source or None)
+        self.data.check()
         if self.data.n_inputs != cfg.model.sizes[0] or self.data.n_classes != cfg.model.sizes[-1]:
             raise ConfigError("sizes", f"{cfg.model.sizes} does not fit {self.data.name}: it needs "
                                        f"{self.data.n_inputs} inputs and {self.data.n_classes} outputs")
         self.data = self.data.subset(t.train_size or None)
         self.data = self.data.split_validation(t.val_size, np.random.default_rng([t.seed, 10**6]))
+        self.notes: list[str] = []
 
-    # checkpoints: parameters, epoch, the batch reached inside it, and the metrics so far
+    # checkpoints: parameters, epoch, the batch reached inside it, the metrics so far and the
+    # epoch's counts
     def _save_checkpoint(self, learner, epoch, batch_index, rows):
-        extra = {"epoch": epoch, "batch": batch_index, "rows": rows}
+        extra = {"epoch": epoch, "batch": batch_index, "rows": rows, "counts": learner.counts(),
+                 "warned": sorted(self._warned)}
         learner.params.save(self.out / "checkpoint.npz", self.cfg.model, extra)
 
     def _load_checkpoint(self):
         path = self.out / "checkpoint.npz"
-        if not path.exists():
-            raise FileNotFoundError(f"--resume: no checkpoint at {path}")
-        params, model = Params.load(path)
-        with np.load(path) as z:
-            extra = json.loads(str(z["extra_json"]))
+        params, model, extra = Params.load(path, extra=True)
+        if model != self.cfg.model:
+            raise CheckpointError(f"{path}: its model configuration differs from the run's "
+                                  "config (the run directory was mixed)")
+        if not {"epoch", "batch", "rows"} <= set(extra):
+            raise CheckpointError(f"{path} is a parameter file, not a training checkpoint")
         return params, extra
 
-    def run(self, resume: bool = False) -> dict:
-        cfg, t, d = self.cfg, self.cfg.train, self.data
-        self.out.mkdir(parents=True, exist_ok=True)
-        lrs = t.lrs(cfg.model.n_layers)
-        if resume:
+    def _stored_config(self, manifest) -> TrainConfig:
+        if manifest is not None and "config" in manifest:
+            try:
+                return TrainConfig.from_dict(manifest["config"])
+            except ConfigError as exc:
+                raise RunDirError(f"{self.out / runs.MANIFEST}: stored configuration is invalid "
+                                  f"({exc})") from None
+        return TrainConfig.load(self.out / "config.toml")  # a run from before manifests
+
+    def run(self, resume: bool = False, overwrite: bool = False) -> dict:
+        lock = runs.open_run_dir(self.out, resume, overwrite)
+        manifest = None
+        try:
+            if resume:
+                manifest = runs.read_manifest(self.out)
+                stored = self._stored_config(manifest)
+                diffs = stored.differences(self.cfg)
+                if diffs:
+                    raise RunDirError(
+                        f"--resume: {self.out} was run with another configuration; changed: "
+                        + "; ".join(diffs) + ". Resume with the stored settings (ghostnet train "
+                        "--resume --out DIR) or start a new run elsewhere")
+                fp = _fingerprint(self.data)
+                if manifest is not None and manifest.get("data_fingerprint", fp) != fp:
+                    raise RunDirError(f"--resume: the data differ from those {self.out} was "
+                                      "trained on (another data source, file or subset)")
+                if runs._status(self.out, lock_held_here=True) == "finished":
+                    self.learner = None
+                    return loads((self.out / "summary.json").read_text())
+            return self._run(resume, manifest, lock)
+        finally:
+            lock.release()
+
+    def _new_manifest(self) -> dict:
+        from ghostnet.version import __version__
+
+        now = runs.now()
+        return {"status": "running", "config": self.cfg.to_dict(), "ghostnet_version": __version__,
+                "git_hash": runs.git_hash(), "created": now, "updated": now, "pid": os.getpid(),
+                "data_fingerprint": _fingerprint(self.data), "warnings": []}
+
+    def _run(self, resume, manifest, lock) -> dict:
+        cfg = self.cfg
+        has_checkpoint = resume and (self.out / "checkpoint.npz").exists()
+        if has_checkpoint:
             params, extra = self._load_checkpoint()
             start_epoch, start_batch, rows = extra["epoch"], extra["batch"], extra["rows"]
-        else:
-            atomic_write_text(self.out / "config.toml", cfg.to_toml())
-            from ghostnet.version import __version__
-
-            atomic_write_text(self.out / "meta.json", json.dumps({
-                "ghostnet_version": __version__, "git_hash": _git_hash(), "seed": t.seed,
-                "model_seed": cfg.model.seed, "data_order": "numpy default_rng([seed, epoch])",
-                "dataset": d.name, "data_source": d.source, "python": platform.python_version(),
-                "started": datetime.now(timezone.utc).isoformat()}, indent=2))
-            params, start_epoch, start_batch, rows = Params.init(cfg.model), 1, 0, []
+            counts, self._warned = extra.get("counts"), set(extra.get("warned", []))
+        else:  # a fresh run, or one stopped before its first checkpoint: start from scratch
+            params, start_epoch, start_batch, rows, counts = Params.init(cfg.model), 1, 0, [], None
+            self._warned = set()
+        if manifest is None:
+            manifest = self._new_manifest()
+        manifest.update(status="running", pid=os.getpid())
+        manifest.pop("message", None)
+        self.notes = manifest.setdefault("warnings", [])
+        runs.write_manifest(self.out, manifest)
+        self.manifest = manifest
         learner = Learner(cfg, params)
-        if not resume and t.pretrain and cfg.model.mechanism == "learned" and t.learner == "ghost":
+        self.learner = learner
+        try:
+            with _DeferredSignals() as self._sig:
+                if not has_checkpoint:
+                    self._start(learner)
+                summary = self._loop(learner, start_epoch, start_batch, rows, counts)
+        except KeyboardInterrupt as exc:
+            manifest["status"] = "interrupted"
+            runs.write_manifest(self.out, manifest)
+            if not isinstance(exc, Interrupted):
+                print(f"\ninterrupted: no new checkpoint; {self.out} resumes from its last one "
+                      f"(ghostnet train --resume --out {self.out})")
+            raise
+        except BaseException as exc:
+            manifest.update(status="failed", message=f"{type(exc).__name__}: {exc}")
+            try:
+                runs.write_manifest(self.out, manifest)
+            except OSError:
+                pass
+            raise
+        write_json(self.out / "summary.json", summary)
+        manifest["status"] = "finished"
+        runs.write_manifest(self.out, manifest)
+        return summary
+
+    def _start(self, learner) -> None:
+        """A fresh start: config and meta files, warnings on the settings, ghost pre-training."""
+        cfg, t, d = self.cfg, self.cfg.train, self.data
+        m = cfg.model
+        atomic_write_text(self.out / "config.toml", cfg.to_toml())
+        meta = {"ghostnet_version": self.manifest["ghostnet_version"],
+                "git_hash": self.manifest["git_hash"], "seed": t.seed, "model_seed": m.seed,
+                "data_order": "numpy default_rng([seed, epoch])", "dataset": d.name,
+                "data_source": d.source, "python": platform.python_version(),
+                "started": runs.now()}
+        write_json(self.out / "meta.json", meta)
+        if (t.learner == "ghost" and m.dtype == "float32" and m.output == "nudge"
+                and m.beta <= FLOAT32_BETA):
+            _warn(f"float32 at beta = {m.beta:g}: rounding dominates the local update (about "
+                  f"0.5-0.7 degrees from backprop, against 0.007 in float64); use dtype = "
+                  f"'float64' or beta > {FLOAT32_BETA:g}", self.notes)
+        if t.pretrain and m.mechanism == "learned" and t.learner == "ghost":
             from ghostnet.network.mechanisms import pretrain
 
-            pretrain(learner.net, d.x_train, budget=t.pretrain, progress=self.progress,
-                     rng=np.random.default_rng([t.seed, 0]), noise=float(t.pretrain_noise))
+            with self._sig.immediate():
+                info = pretrain(learner.net, d.x_train, budget=t.pretrain, progress=self.progress,
+                                rng=np.random.default_rng([t.seed, 0]),
+                                noise=float(t.pretrain_noise))
+            res = " ".join(f"{r:.4f}" for r in info["final_residual"])
+            verdict = ("met" if info["reached"] else
+                       f"NOT met: the budget of {t.pretrain} samples ran out first")
+            print(f"ghost pre-training: {info['samples']} samples, final residual per hidden "
+                  f"layer {res} (tolerance {info['tol']}: {verdict})")
+            meta["pretrain"] = {k: info[k] for k in ("samples", "reached", "tol", "final_residual",
+                                                     "noise", "noise_samples")}
+            write_json(self.out / "meta.json", meta)
+            if not info["reached"]:
+                _warn(f"ghost pre-training stopped at its budget ({info['samples']} samples) with "
+                      f"residual {res} above its tolerance {info['tol']}: the ghosts do not yet "
+                      "cancel the feedback; raise [train] pretrain", self.notes)
+
+    def _loop(self, learner, start_epoch, start_batch, rows, counts) -> dict:
+        cfg, t, d = self.cfg, self.cfg.train, self.data
         dtype = cfg.model.dtype
+        lrs = t.lrs(cfg.model.n_layers)
         probe = slice(0, min(t.probe_size, len(d.x_train)))
         n_batches = -(-len(d.x_train) // t.batch_size)
+        self._w0 = max(float(np.max(np.abs(w))) for w in Params.init(cfg.model).W)
         epoch_bar = tqdm(range(start_epoch, t.epochs + 1), desc="epochs", disable=not self.progress,
                          initial=start_epoch - 1, total=t.epochs)
-        epoch, b = start_epoch, start_batch
-        try:
-            for epoch in epoch_bar:
-                t0 = time.perf_counter()
-                order = np.random.default_rng([t.seed, epoch]).permutation(len(d.x_train))
-                first = start_batch if epoch == start_epoch else 0
-                bar = tqdm(range(first, n_batches), desc=f"epoch {epoch}", leave=False,
-                           disable=not self.progress, initial=first, total=n_batches)
-                hits = seen = 0
-                for b in bar:
-                    idx = order[b * t.batch_size:(b + 1) * t.batch_size]
-                    x = d.x_train[idx].astype(dtype, copy=False)
-                    y = one_hot(d.y_train[idx], d.n_classes, dtype)
+        sig = self._sig
+        self._safe_point(sig, learner, start_epoch, start_batch, rows)  # before the first batch
+        for epoch in epoch_bar:
+            t0 = time.perf_counter()
+            order = np.random.default_rng([t.seed, epoch]).permutation(len(d.x_train))
+            first = start_batch if epoch == start_epoch else 0
+            learner.reset_counts(counts if epoch == start_epoch else None)
+            bar = tqdm(range(first, n_batches), desc=f"epoch {epoch}", leave=False,
+                       disable=not self.progress, initial=first, total=n_batches)
+            hits = seen = 0
+            for b in bar:
+                idx = order[b * t.batch_size:(b + 1) * t.batch_size]
+                x = d.x_train[idx].astype(dtype, copy=False)
+                y = one_hot(d.y_train[idx], d.n_classes, dtype)
+                try:
                     out = learner.step(x, y, lrs)
-                    if out is not None:  # ghost: the free phase's prediction came for free
-                        hits += int(np.sum(np.argmax(out, 1) == d.y_train[idx]))
-                        seen += len(idx)
-                        bar.set_postfix(acc=f"{hits / seen:.3f}", refresh=False)
-                b = n_batches
-                row = self._epoch_row(learner, epoch, time.perf_counter() - t0, probe)
-                rows.append(row)
-                self._save_checkpoint(learner, epoch + 1, 0, rows)
-                self._write_metrics(rows)
-                epoch_bar.set_postfix(test_acc=f"{row['test_acc']:.4f}", refresh=False)
-        except KeyboardInterrupt:
-            self._save_checkpoint(learner, epoch, b, rows)
-            print(f"\ninterrupted: checkpoint written to {self.out / 'checkpoint.npz'} "
-                  f"(epoch {epoch}, batch {b}); continue with --resume")
-            raise
-        summary = {"learner": t.learner, "epochs": t.epochs, "final": rows[-1] if rows else None,
-                   "best_test_acc": max((r["test_acc"] for r in rows), default=None),
-                   "finished": datetime.now(timezone.utc).isoformat()}
-        atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2))
-        self.learner = learner
-        return summary
+                except BlowUpError as exc:
+                    raise self._divergence(learner, epoch, b, x, y, str(exc)) from None
+                if learner.nonfinite:
+                    raise self._divergence(learner, epoch, b, x, y,
+                                           "non-finite outputs or updates")
+                if out is not None:  # ghost: the free phase's prediction came for free
+                    hits += int(np.sum(np.argmax(out, 1) == d.y_train[idx]))
+                    seen += len(idx)
+                    bar.set_postfix(acc=f"{hits / seen:.3f}", refresh=False)
+                self._safe_point(sig, learner, epoch, b + 1, rows)
+            self._check_weights(learner, epoch, n_batches)
+            row = self._epoch_row(learner, epoch, time.perf_counter() - t0, probe)
+            self._check_epoch(learner, epoch, row)
+            rows.append(row)
+            learner.reset_counts()
+            self._save_checkpoint(learner, epoch + 1, 0, rows)
+            self._write_metrics(rows)
+            epoch_bar.set_postfix(test_acc=f"{row['test_acc']:.4f}", refresh=False)
+            self._safe_point(sig, learner, epoch + 1, 0, rows, saved=True)
+        return {"learner": t.learner, "epochs": t.epochs, "final": rows[-1] if rows else None,
+                "best_test_acc": max((r["test_acc"] for r in rows), default=None),
+                "warnings": list(self.notes), "finished": runs.now()}
+
+    def _safe_point(self, sig, learner, epoch, batch, rows, saved=False) -> None:
+        """Between steps: if a signal arrived, checkpoint this consistent state and stop."""
+        if sig.signum is None:
+            return
+        if not saved:
+            self._save_checkpoint(learner, epoch, batch, rows)
+        name = signal.Signals(sig.signum).name
+        msg = (f"interrupted by {name}: checkpoint written to {self.out / 'checkpoint.npz'} "
+               f"(epoch {epoch}, batch {batch}); continue with ghostnet train --resume --out "
+               f"{self.out}")
+        print("\n" + msg)
+        raise Interrupted(sig.signum, msg)
+
+    # ---- checks ---------------------------------------------------------------------------------
+    def _check_weights(self, learner, epoch, n_batches) -> None:
+        p = learner.params
+        for k in ("W", "b", "B", "G", "c", "H"):
+            for i, a in enumerate(getattr(p, k)):
+                if not np.isfinite(a).all():
+                    raise self._divergence(learner, epoch, n_batches - 1, None, None,
+                                           f"parameter {k}_{i} became non-finite")
+
+    def _check_epoch(self, learner, epoch, row) -> None:
+        m, name = self.cfg.model, self.cfg.train.learner
+        for key in ("train_cost", "test_cost"):
+            if not np.isfinite(row[key]):
+                raise self._divergence(learner, epoch, None, None, None, f"{key} is {row[key]}")
+        row["unsettled_phases"] = learner.unsettled if name == "ghost" else ""
+        row["zero_updates"] = learner.zero_updates
+        if (learner.unsettled and "unsettled" not in self._warned
+                and not (m.mode == "equilibrium" and m.eq_max_iter == 1)):
+            self._warned.add("unsettled")
+            how = (f"{m.steps} fixed steps of dt = {m.dt} ({m.method}) leave max|du/dt| above "
+                   f"tol = {m.tol}" if m.mode == "dynamics" and m.settle == "fixed" else
+                   f"max_steps = {m.max_steps} was reached" if m.mode == "dynamics" else
+                   f"eq_max_iter = {m.eq_max_iter} iterations did not converge")
+            _warn(f"epoch {epoch}: {learner.unsettled} of {2 * learner.steps} phases did not "
+                  f"settle ({how}); the update then departs from the settled one: use more steps, "
+                  "settle = 'tol'" + (", method = 'expeuler'" if m.method == "euler" else "")
+                  + " or a smaller dt (metrics.csv: unsettled_phases)", self.notes)
+        if learner.steps and learner.zero_updates == learner.steps and "zero" not in self._warned:
+            self._warned.add("zero")
+            _warn(f"epoch {epoch}: every update of the {name} learner was exactly zero "
+                  f"({learner.steps} steps): nothing is learned (saturated units, e.g. a large "
+                  f"init_gain, or a beta too small for {m.dtype})", self.notes)
+
+    def _divergence(self, learner, epoch, batch, x, y, what) -> DivergenceError:
+        """A DivergenceError naming epoch, batch, learner and the likely cause."""
+        t, m = self.cfg.train, self.cfg.model
+        where = f"epoch {epoch}" + (f", batch {batch}" if batch is not None else "")
+        with np.errstate(all="ignore"):
+            now = max(float(np.max(np.abs(w))) for w in learner.params.W)
+        grew = (f"max |W| {self._w0:.3g} at the start, "
+                + (f"{now:.3g} now" if np.isfinite(now) else "non-finite now"))
+        lr = f"lr = {t.lr}"
+        if t.learner != "ghost":
+            cause = f"the learning rate ({lr}) is too large ({grew}): reduce lr"
+        else:
+            # is it the integration (the initial weights fail on this batch too) or learning
+            # (they do not: the learned weights blow the phases up)?
+            initial_fails = False
+            if x is not None:
+                try:
+                    with np.errstate(all="ignore"):
+                        pair = GhostNetwork(m, Params.init(m)).phases(x, y)
+                    initial_fails = not all(np.isfinite(a).all() for a in pair.nudged.u)
+                except BlowUpError:
+                    initial_fails = True
+            if initial_fails:
+                cause = (f"the integration step: the initial weights blow up on this batch too; "
+                         f"reduce dt (dt = {m.dt}, {m.method}; stability bound "
+                         f"{m.stability_bound():.4g}) or beta (beta = {m.beta})")
+            else:
+                cause = (f"the learning rate ({lr}): the initial weights settle on this batch, "
+                         f"the learned ones do not ({grew}); reduce lr")
+        what = what.rstrip(". ")
+        return DivergenceError(f"{t.learner} learner diverged at {where}: {what}. Likely cause: "
+                               f"{cause}. Run marked failed in {self.out}")
 
     def _epoch_row(self, learner, epoch, seconds, probe) -> dict:
         d, m = self.data, self.cfg.model
-        tr_acc, tr_cost = evaluate(learner, d.x_train, d.y_train, d.n_classes)
-        te_acc, te_cost = evaluate(learner, d.x_test, d.y_test, d.n_classes)
-        val_acc = evaluate(learner, d.x_val, d.y_val, d.n_classes)[0] if d.x_val is not None else ""
-        angles = ""
-        mean = ""
+        with np.errstate(all="ignore"):
+            tr_acc, tr_cost = evaluate(learner, d.x_train, d.y_train, d.n_classes)
+            te_acc, te_cost = evaluate(learner, d.x_test, d.y_test, d.n_classes)
+            val_acc = (evaluate(learner, d.x_val, d.y_val, d.n_classes)[0]
+                       if d.x_val is not None else "")
+        angles = mean = angles_fa = mean_fa = ""
         if self.cfg.train.learner == "ghost" and self.cfg.train.probe_size > 0:
             x = d.x_train[probe].astype(m.dtype)
             y = one_hot(d.y_train[probe], d.n_classes, m.dtype)
             probe_net = GhostNetwork(m, learner.params.copy())  # no side effect on the run
             upd = probe_net.update(probe_net.phases(x, y))
-            from ghostnet.checks.reference import backprop_gradients
+            from ghostnet.checks.reference import backprop_gradients, feedback_alignment_gradients
 
             gW, gb, _ = backprop_gradients(m, learner.params, x, y)
             a = [r["angle_deg"] for r in layer_alignment(upd, gW, gb)]
             angles, mean = " ".join(f"{v:.4f}" for v in a), float(np.mean(a))
+            if m.feedback == "random":
+                fW, fb, _ = feedback_alignment_gradients(m, learner.params, x, y)
+                a = [r["angle_deg"] for r in layer_alignment(upd, fW, fb)]
+                angles_fa, mean_fa = " ".join(f"{v:.4f}" for v in a), float(np.mean(a))
         return {"epoch": epoch, "train_acc": tr_acc, "train_cost": tr_cost, "val_acc": val_acc,
                 "test_acc": te_acc, "test_cost": te_cost, "seconds": round(seconds, 3),
-                "mean_angle_deg": mean, "angles_deg": angles}
+                "mean_angle_deg": mean, "angles_deg": angles, "mean_angle_fa_deg": mean_fa,
+                "angles_fa_deg": angles_fa, "unsettled_phases": "", "zero_updates": ""}
 
     def _write_metrics(self, rows) -> None:
         buf = io.StringIO()
@@ -175,6 +457,29 @@ class Trainer:
 
 
 def train(cfg: TrainConfig, out: str | Path, resume: bool = False, data: Dataset | None = None,
-          progress: bool = True) -> dict:
-    """Train per ``cfg`` into run directory ``out``; returns the summary."""
-    return Trainer(cfg, out, data=data, progress=progress).run(resume=resume)
+          progress: bool = True, overwrite: bool = False) -> dict:
+    """Train per ``cfg`` into run directory ``out``; returns the summary. ``resume``: continue the
+    interrupted run there (its stored configuration must equal ``cfg``; a finished run returns its
+    summary); ``overwrite``: replace whatever run is there (docs/runs.md)."""
+    return Trainer(cfg, out, data=data, progress=progress).run(resume=resume, overwrite=overwrite)
+
+
+def stored_config(out: str | Path) -> TrainConfig:
+    """The resolved configuration a run directory was started with (its manifest, else its
+    config.toml); :class:`RunDirError` when it holds no run."""
+    out = Path(out)
+    if runs.run_status(out) is None:
+        raise RunDirError(f"{out} holds no run")
+    m = runs.read_manifest(out)
+    if m is not None and "config" in m:
+        try:
+            return TrainConfig.from_dict(m["config"])
+        except ConfigError as exc:
+            raise RunDirError(f"{out / runs.MANIFEST}: stored configuration is invalid ({exc})") from None
+    return TrainConfig.load(out / "config.toml")
+
+
+def resume_run(out: str | Path, progress: bool = True, data: Dataset | None = None) -> dict:
+    """Continue the run in ``out`` with the configuration stored there (a finished run returns
+    its summary)."""
+    return train(stored_config(out), out, resume=True, data=data, progress=progress)

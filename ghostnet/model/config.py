@@ -15,6 +15,8 @@ from typing import Any
 
 import tomli_w
 
+from ghostnet.errors import GhostnetError
+
 TRANSFERS = ("logistic", "tanh", "softplus", "relu")
 METHODS = ("euler", "expeuler")
 SETTLE_RULES = ("fixed", "tol")
@@ -28,12 +30,15 @@ DTYPES = ("float64", "float32")
 MAX_SLOPE = {"logistic": 0.25, "tanh": 1.0, "softplus": 1.0, "relu": 1.0}
 
 
-class ConfigError(ValueError):
-    """An invalid configuration value; the message names the field and what is allowed."""
+class ConfigError(GhostnetError, ValueError):
+    """An invalid configuration value; the message names the field and what is allowed (and the
+    file, when ``path`` is given)."""
 
-    def __init__(self, field_name: str, message: str):
+    def __init__(self, field_name: str, message: str, path: str | Path | None = None):
         self.field = field_name
-        super().__init__(f"config field '{field_name}': {message}")
+        self.path = path
+        where = f"{path}: " if path is not None else ""
+        super().__init__(f"{where}config field '{field_name}': {message}")
 
 
 @dataclass
@@ -187,6 +192,8 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        if not isinstance(data, dict):
+            raise ConfigError("model", f"must be a table ([model] section), got {data!r}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -208,7 +215,21 @@ class ModelConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> "ModelConfig":
-        return cls.from_toml(Path(path).read_text())
+        return cls.from_toml(read_config_text(path))
+
+
+def read_config_text(path: str | Path) -> str:
+    """The text of a TOML config file; a missing file, a directory or an unreadable or non-UTF-8
+    file raises :class:`ConfigError` naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError("<file>", "no such config file", path)
+    if path.is_dir():
+        raise ConfigError("<file>", "is a directory, not a TOML config file", path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("<file>", f"cannot be read ({exc})", path) from None
 
 
 def parse_toml(text: str) -> dict[str, Any]:

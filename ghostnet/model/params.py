@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ghostnet.errors import CheckpointError
 from ghostnet.model.config import ConfigError, ModelConfig
-from ghostnet.io import atomic_write
+from ghostnet.io import atomic_write, dumps
 
 NAMES = ("W", "b", "B", "G", "c", "H")
 
@@ -161,7 +162,7 @@ class Params:
         """Write an .npz holding every array and the configuration (as TOML), atomically."""
         arrays = {f"{k}_{i}": a for k in NAMES for i, a in enumerate(getattr(self, k))}
         arrays["config_toml"] = np.array(config.to_toml())
-        arrays["extra_json"] = np.array(json.dumps(extra or {}))
+        arrays["extra_json"] = np.array(dumps(extra or {}))  # strict JSON
 
         def write(fh) -> None:
             buf = _io.BytesIO()
@@ -171,24 +172,62 @@ class Params:
         return atomic_write(path, write)
 
     @classmethod
-    def load(cls, path: str | Path) -> tuple["Params", ModelConfig]:
-        """Read parameters and configuration written by :meth:`save`."""
+    def load(cls, path: str | Path, extra: bool = False):
+        """Read parameters and configuration written by :meth:`save` (and, with ``extra``, the
+        dict saved with them), checked: every array of the configuration's shape and dtype and
+        finite, and every tie the configuration defines intact (:meth:`check_values`). A
+        missing, truncated, corrupt or inconsistent file raises :class:`CheckpointError` naming
+        it."""
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(f"no parameter file at {path}")
+            raise CheckpointError(f"no parameter file at {path}")
+        if path.is_dir():
+            raise CheckpointError(f"{path} is a directory, not a parameter file")
         try:
             with np.load(path, allow_pickle=False) as z:
                 config = ModelConfig.from_toml(str(z["config_toml"]))
                 L = config.n_layers
                 counts = {"W": L, "b": L, "B": L - 1, "G": L - 1, "c": L - 1, "H": L - 1}
                 lists = {k: [z[f"{k}_{i}"].copy() for i in range(m)] for k, m in counts.items()}
-        except (KeyError, ValueError, OSError, EOFError) as exc:
-            if isinstance(exc, ConfigError):
-                raise
-            raise ValueError(f"{path} is not a ghostnet parameter file: {exc}") from None
+                stored = json.loads(str(z["extra_json"])) if "extra_json" in z.files else {}
+        except ConfigError as exc:
+            raise CheckpointError(f"{path}: its stored configuration is invalid ({exc})") from None
+        except Exception as exc:  # zipfile, zlib, CRC, JSON and format errors of a damaged file
+            raise CheckpointError(f"{path} is not a ghostnet parameter file, or it is truncated "
+                                  f"or corrupt ({type(exc).__name__}: {exc})") from None
         params = cls(**lists)
-        params.check(config)
-        return params, config
+        try:
+            params.check(config)
+            params.check_values(config)
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
+        return (params, config, stored) if extra else (params, config)
+
+    def check_values(self, config: ModelConfig) -> None:
+        """Raise ``ValueError`` if an array holds NaN or infinity, or a tie that the
+        configuration defines is broken: symmetric feedback needs ``B_l = W_{l+1}^T``, mechanism
+        copy ``G_l = W_{l+1}``, ``c_l = b_{l+1}``, ``H_l = B_l``, replicate ``H_l = B_l``
+        (exactly: :meth:`save` writes them after :meth:`sync`)."""
+        for k in NAMES:
+            for i, a in enumerate(getattr(self, k)):
+                if not np.isfinite(a).all():
+                    raise ValueError(f"parameter {k}_{i} holds non-finite values (NaN or infinity)")
+        for i in range(len(self.W) - 1):
+            pairs = []
+            if config.feedback == "symmetric":
+                pairs.append((f"B_{i}", self.B[i], f"W_{i + 1}^T", self.W[i + 1].T,
+                              "feedback = 'symmetric'"))
+            if config.mechanism == "copy":
+                pairs += [(f"G_{i}", self.G[i], f"W_{i + 1}", self.W[i + 1], "mechanism = 'copy'"),
+                          (f"c_{i}", self.c[i], f"b_{i + 1}", self.b[i + 1], "mechanism = 'copy'")]
+            if config.mechanism in ("copy", "replicate"):
+                pairs.append((f"H_{i}", self.H[i], f"B_{i}", self.B[i],
+                              f"mechanism = '{config.mechanism}'"))
+            for name, a, src_name, src, why in pairs:
+                if not np.array_equal(a, src):
+                    diff = float(np.max(np.abs(a - src)))
+                    raise ValueError(f"{name} is not {src_name} (largest difference {diff:.3g}) "
+                                     f"although {why} ties them")
 
 
 def _same_values(a: np.ndarray, b: np.ndarray) -> bool:

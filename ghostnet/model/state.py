@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ghostnet.errors import GhostnetError
 from ghostnet.model.config import ModelConfig
 from ghostnet.model.params import Params
 from ghostnet.model.transfer import phi
@@ -16,7 +17,7 @@ BLOWUP = 1e6
 """A potential beyond this (or non-finite) is a numerical blow-up."""
 
 
-class BlowUpError(FloatingPointError):
+class BlowUpError(GhostnetError, FloatingPointError):
     """The potentials became non-finite or exploded; the message names dt and its bound."""
 
 

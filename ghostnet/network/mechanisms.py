@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm.auto import tqdm
 
-from ghostnet.model.state import State, currents
+from ghostnet.model.state import BlowUpError, State, currents
 from ghostnet.engines.numba_equilibrium import settle
 
 
@@ -77,8 +77,10 @@ def pretrain(net, inputs: np.ndarray, batch: int = 32, tol: float = 0.05,
     (:func:`ghostnet.engines.numba_equilibrium.settle`) whatever the network's mode: ghost learning reads only
     the settled state (§7, step 4).
 
-    Returns ``{"samples", "reached", "tol", "noise", "noise_samples", "history": {"samples": [...],
-    "residual": [[per layer], ...]}}`` (residuals of noisy phases include the noise).
+    Returns ``{"samples", "reached", "tol", "final_residual" (per hidden layer, the mean over the
+    last ``window`` batches that the tolerance is checked on), "noise", "noise_samples",
+    "history": {"samples": [...], "residual": [[per layer], ...]}}`` (residuals of noisy phases
+    include the noise).
     """
     if net.config.mechanism != "learned":
         raise ValueError("ghost pre-training applies to mechanism 'learned' only "
@@ -120,7 +122,7 @@ def pretrain(net, inputs: np.ndarray, batch: int = 32, tol: float = 0.05,
                     else:
                         state, _ = net.free_phase(x)
                 except FloatingPointError as exc:
-                    raise FloatingPointError(
+                    raise BlowUpError(
                         f"ghost pre-training diverged after {seen} samples (eta_g = "
                         f"{net.config.eta_g}, eta_h = {net.config.eta_h}): reduce the ghost "
                         f"learning rates. ({exc})") from None
@@ -141,8 +143,10 @@ def pretrain(net, inputs: np.ndarray, batch: int = 32, tol: float = 0.05,
                     break
     finally:
         bar.close()
-    return {"samples": seen, "reached": reached, "tol": tol, "noise": noise,
-            "noise_samples": noise_samples, "history": {"samples": hist_n, "residual": hist_r}}
+    final = [float(r) for r in np.mean(hist_r[-window:], axis=0)] if hist_r else []
+    return {"samples": seen, "reached": reached, "tol": tol, "final_residual": final,
+            "noise": noise, "noise_samples": noise_samples,
+            "history": {"samples": hist_n, "residual": hist_r}}
 
 
 def pretrain_random(net, n_samples: int, progress: bool = True, batch: int = 32,

@@ -38,6 +38,8 @@ class PhasePair:
     nudged_result: PhaseResult
     free_currents: Currents
     nudged_currents: Currents
+    update: Update | None = None
+    """The local update taken from this pair (set by :meth:`GhostNetwork.step`)."""
 
     @property
     def prediction(self) -> np.ndarray:
@@ -143,7 +145,8 @@ class GhostNetwork:
         Mechanism 'learned': the ghosts learn from the free phase (docs/model.md §5), and from the
         nudged phase too when ``gate_ghosts`` is off."""
         pair = self.phases(x, y)
-        self.apply(self.update(pair), lr)
+        pair.update = self.update(pair)
+        self.apply(pair.update, lr)
         if self.config.mechanism == "learned":
             from ghostnet.network.mechanisms import ghost_plasticity
 
