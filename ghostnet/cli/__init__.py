@@ -8,7 +8,7 @@ import sys
 
 from ghostnet.model.config import ConfigError
 
-SUBCOMMANDS = ("gradcheck", "train", "compare", "figures", "crosscheck")
+SUBCOMMANDS = ("gradcheck", "train", "compare", "sweep", "figures", "crosscheck")
 """In the order ``ghostnet --help`` lists them; ``ghostnet.cli.<name>`` implements each."""
 
 

@@ -36,6 +36,8 @@ def add(sub) -> None:
     p.add_argument("--out", help="run directory (default: runs/<config>-<learner>-<mechanism>-"
                                  "<feedback>-s<seed>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--threads", type=int, help="override [train] threads: BLAS, Numba and torch "
+                                               "threads of the run (0: every core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -44,7 +46,7 @@ def _config(args):
 
     cfg = TrainConfig.load(args.config)
     m, t = dataclasses.asdict(cfg.model), dataclasses.asdict(cfg.train)
-    for key in ("learner", "epochs", "train_size", "seed", "data_source"):
+    for key in ("learner", "epochs", "train_size", "seed", "data_source", "threads"):
         v = getattr(args, key, None)
         if v is not None:
             t[key] = v

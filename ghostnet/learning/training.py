@@ -175,6 +175,10 @@ class Trainer:
 
 
 def train(cfg: TrainConfig, out: str | Path, resume: bool = False, data: Dataset | None = None,
-          progress: bool = True) -> dict:
-    """Train per ``cfg`` into run directory ``out``; returns the summary."""
-    return Trainer(cfg, out, data=data, progress=progress).run(resume=resume)
+          progress: bool = True, threads: int | None = None) -> dict:
+    """Train per ``cfg`` into run directory ``out``; returns the summary. ``threads`` bounds the
+    numerical libraries' threads during the run (default: ``cfg.train.threads``; 0: every core)."""
+    from ghostnet.learning.threads import limit_threads
+
+    with limit_threads(cfg.train.threads if threads is None else threads):
+        return Trainer(cfg, out, data=data, progress=progress).run(resume=resume)
