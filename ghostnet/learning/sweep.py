@@ -209,7 +209,7 @@ def _base_path(sweep_path: Path, base: Any) -> Path:
     p = Path(base).expanduser()
     if p.is_absolute():
         return p
-    beside = sweep_path.parent / p
+    beside = Path(os.path.normpath(sweep_path.parent / p))
     return beside if beside.exists() else p
 
 
@@ -635,6 +635,13 @@ def _mean_sd(values: list[float]) -> str:
     return f"{v.mean():.2f} +- {sd:.2f}"
 
 
+def _values_by(rows: list[dict], key: str, field: str) -> dict[str, set]:
+    out: dict[str, set] = {}
+    for r in rows:
+        out.setdefault(r[key], set()).add(r[field])
+    return out
+
+
 def write_report(out: str | Path, sweep_results: dict[int, dict] | None = None) -> list[dict]:
     """``report.csv`` (one row a point, from its run directory) and ``report.md`` (grouped by
     every varied field except the seeds: mean +- sd over seeds of the final and best test error
@@ -677,6 +684,9 @@ def write_report(out: str | Path, sweep_results: dict[int, dict] | None = None) 
     atomic_write_text(out / "report.csv", buf.getvalue())
 
     group = [f for f in fields if f not in SEED_KEYS]
+    if "name" in group:  # fields an explicit point's name already tells are left out
+        group = ["name"] + [f for f in group if f != "name" and any(
+            len(v) > 1 for v in _values_by(rows, "name", f).values())]
     head = group + ["seeds", "epochs", "final test error % (mean +- sd)",
                     "best test error % (mean +- sd)", "mean angle to backprop, deg", "s/epoch",
                     "not finished"]
