@@ -297,13 +297,6 @@ def test_limit_threads_bounds_every_pool_and_restores_them():
         TrainConfig(train=TrainSettings(threads=-2)).validate()
 
 
-def test_threads_do_not_change_a_run(tiny):
-    cfg = sw.load_sweep(_write(tiny / "s.toml", 'base = "base.toml"\n')).points[0].config
-    train(cfg, tiny / "one", progress=False, threads=1)
-    train(cfg, tiny / "all", progress=False, threads=0)
-    _same_run(tiny / "one", tiny / "all")
-
-
 def test_train_cli_threads_option(tiny):
     assert cli_main(["train", "--config", str(tiny / "base.toml"), "--threads", "1", "--epochs", "1",
                      "--out", str(tiny / "run"), "--no-progress"]) == 0

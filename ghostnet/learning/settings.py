@@ -38,7 +38,8 @@ class TrainSettings:
     """Exploration noise of that pre-training, first half (``ghostnet.network.mechanisms.pretrain``)."""
     threads: int = 0
     """Threads of BLAS, Numba and torch during the run (0: every core; a sweep's workers use 1;
-    ``ghostnet.learning.threads``). Does not change the results."""
+    ``ghostnet.learning.threads``). Results can differ in the last bits between thread counts
+    (BLAS may sum in another order), never between runs at the same count."""
 
     def validate(self, model: ModelConfig) -> None:
         if self.learner not in LEARNERS:
