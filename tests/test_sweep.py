@@ -204,6 +204,26 @@ seed = [0, 1]
     assert {p.dirname: (out / p.dirname / "checkpoint.npz").stat().st_mtime_ns for p in s.points} == before
 
 
+def test_rerun_resumes_an_interrupted_point_from_its_checkpoint(tiny):
+    """A run directory with the checkpoint after epoch 1 and no summary (a run stopped there):
+    the sweep resumes it and ends where the uninterrupted run ends."""
+    s = sw.load_sweep(_write(tiny / "s.toml", 'base = "base.toml"\n[grid.train]\nseed = [5]\n'
+                                              "epochs = [3]\n"))
+    (p,) = s.points
+    out = tiny / "sweep"
+    first = dataclasses.replace(p.config, train=dataclasses.replace(p.config.train, epochs=1))
+    train(first, out / p.dirname, progress=False)  # epoch 1 of the same run
+    (out / p.dirname / "summary.json").unlink()
+    (out / p.dirname / "config.toml").write_text(p.config.to_toml())
+    assert sw._point_status(out / p.dirname) == "interrupted"
+    epoch1 = list(csv.DictReader(open(out / p.dirname / "metrics.csv")))[0]
+    (r,) = sw.run_sweep(s, out, workers=0, progress=False, log=lambda m: None)
+    assert r["status"] == "finished" and r["resumed"]
+    assert list(csv.DictReader(open(out / p.dirname / "metrics.csv")))[0] == epoch1  # not redone
+    train(p.config, tiny / "alone", progress=False)
+    _same_run(out / p.dirname, tiny / "alone")
+
+
 def test_failed_point_is_reported_and_the_others_finish(tiny, capsys):
     path = _write(tiny / "s.toml", f"""
 base = "base.toml"
