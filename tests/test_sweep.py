@@ -135,6 +135,8 @@ train.learner = "backprop"
     ('dirname = "fixed"\n[grid.model]\nbeta = [0.1, 0.2]', ["points 1 and 2", "'fixed'"]),
     ('[cluster]\ntype = "mesos"', ["[cluster] type", "slurm"]),
     ('wrkers = 2', ["unknown key 'wrkers'"]),
+    ('[grid.model]\nbeta = [0.1, 0.2]\n[[points]]\nmodel.beta = 0.3', ["'model.beta'", "[grid]"]),
+    ('[grid]\nseed = [0, 1]\n[grid.train]\nseed = [2]', ["'seed'", "'train.seed'"]),
 ])
 def test_invalid_sweep_is_refused_before_any_work(tiny, text, words, capsys):
     path = _write(tiny / "bad.toml", 'base = "base.toml"\n' + text + "\n")

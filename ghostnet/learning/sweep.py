@@ -250,6 +250,16 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None,
         raise SweepError(f"{path}: 'points' must be an array of tables ([[points]])")
     explicit = [_flatten(f"{path}: [[points]] number {i + 1}", p, allow_name=True)
                 for i, p in enumerate(explicit)]
+    for i, e in enumerate(explicit):
+        both = sorted(set(e) & set(axes))
+        if both:
+            raise SweepError(f"{path}: [[points]] number {i + 1} sets '{both[0]}', which [grid] "
+                             "varies too: set it in one place")
+    for where, keys in [("[grid]", set(axes))] + [(f"[[points]] number {i + 1}", set(e))
+                                                 for i, e in enumerate(explicit)]:
+        if "seed" in keys and keys & {"model.seed", "train.seed"}:
+            raise SweepError(f"{path}: {where} sets 'seed' (both seeds) and "
+                             f"'{sorted(keys & {'model.seed', 'train.seed'})[0]}': set one")
     overrides = dict(overrides or {})
     for key in overrides:
         _flatten("--set", {key: None} if "." not in key else
