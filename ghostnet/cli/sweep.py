@@ -21,9 +21,9 @@ def add(sub) -> None:
         "ghostnet sweep my_sweep.toml --out runs/my_sweep --workers 2\n"
         "ghostnet sweep --report runs/my_sweep")
     p.add_argument("sweep", nargs="?", help="sweep file (TOML)")
-    p.add_argument("--out", help="sweep directory (default: runs/<sweep file name>)")
+    p.add_argument("--out", help="sweep directory; None: runs/<sweep file name>")
     p.add_argument("--workers", type=int,
-                   help="worker processes of the local cluster (default: one per core); 0: run "
+                   help="worker processes of the local cluster; None: one per core; 0: run "
                         "the points one after another in this process, without Dask")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="submit to a running Dask scheduler, e.g. tcp://HOST:8786, instead")
