@@ -44,6 +44,8 @@ def add(sub) -> None:
                         "(any option or --config given must agree with it)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run (or files) in --out instead of refusing")
+    p.add_argument("--threads", type=int, help="override [train] threads: BLAS, Numba and torch "
+                                               "threads of the run (0: every core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -55,7 +57,7 @@ def _config(args):
 
 
 _OVERRIDES = ("learner", "epochs", "train_size", "seed", "mechanism", "feedback", "mode",
-              "data_source")
+              "data_source", "threads")
 
 
 def run(args) -> int:
@@ -100,7 +102,7 @@ def _apply(base: dict, args):
             raise ConfigError("data-source", "is empty; omit --data-source to use the dataset's "
                                              "own sources")
         args.data_source = str(Path(args.data_source).expanduser().resolve())
-    for key in ("learner", "epochs", "train_size", "seed", "data_source"):
+    for key in ("learner", "epochs", "train_size", "seed", "data_source", "threads"):
         if getattr(args, key) is not None:
             t[key] = getattr(args, key)
     if args.seed is not None:

@@ -37,6 +37,10 @@ class TrainSettings:
     """Mechanism 'learned': samples of ghost pre-training on the training inputs before epoch 1."""
     pretrain_noise: float = 0.0
     """Exploration noise of that pre-training, first half (``ghostnet.network.mechanisms.pretrain``)."""
+    threads: int = 0
+    """Threads of BLAS, Numba and torch during the run (0: every core; a sweep's workers use 1;
+    ``ghostnet.learning.threads``). Results can differ in the last bits between thread counts
+    (BLAS may sum in another order), never between runs at the same count."""
 
     def validate(self, model: ModelConfig) -> None:
         if not isinstance(self.learner, str) or self.learner not in LEARNERS:
@@ -60,7 +64,7 @@ class TrainSettings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(name, f"must be an integer >= 1, got {v!r}")
-        for name in ("train_size", "val_size", "seed", "probe_size", "pretrain"):
+        for name in ("train_size", "val_size", "seed", "probe_size", "pretrain", "threads"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ConfigError(name, f"must be an integer >= 0, got {v!r}")

@@ -457,11 +457,16 @@ class Trainer:
 
 
 def train(cfg: TrainConfig, out: str | Path, resume: bool = False, data: Dataset | None = None,
-          progress: bool = True, overwrite: bool = False) -> dict:
+          progress: bool = True, overwrite: bool = False, threads: int | None = None) -> dict:
     """Train per ``cfg`` into run directory ``out``; returns the summary. ``resume``: continue the
     interrupted run there (its stored configuration must equal ``cfg``; a finished run returns its
-    summary); ``overwrite``: replace whatever run is there (docs/runs.md)."""
-    return Trainer(cfg, out, data=data, progress=progress).run(resume=resume, overwrite=overwrite)
+    summary); ``overwrite``: replace whatever run is there (docs/runs.md). ``threads`` bounds the
+    numerical libraries' threads during the run (default: ``cfg.train.threads``; 0: every core)."""
+    from ghostnet.learning.threads import limit_threads
+
+    with limit_threads(cfg.train.threads if threads is None else threads):
+        return Trainer(cfg, out, data=data, progress=progress).run(resume=resume,
+                                                                    overwrite=overwrite)
 
 
 def stored_config(out: str | Path) -> TrainConfig:
@@ -479,7 +484,9 @@ def stored_config(out: str | Path) -> TrainConfig:
     return TrainConfig.load(out / "config.toml")
 
 
-def resume_run(out: str | Path, progress: bool = True, data: Dataset | None = None) -> dict:
+def resume_run(out: str | Path, progress: bool = True, data: Dataset | None = None,
+               threads: int | None = None) -> dict:
     """Continue the run in ``out`` with the configuration stored there (a finished run returns
     its summary)."""
-    return train(stored_config(out), out, resume=True, data=data, progress=progress)
+    return train(stored_config(out), out, resume=True, data=data, progress=progress,
+                 threads=threads)
