@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from ghostnet.cli._common import add_parser
-from ghostnet.model.config import FEEDBACKS, MECHANISMS, MODES
+from ghostnet.model.config import COSTS, FEEDBACKS, MECHANISMS, MODES
 
 SUMMARY = "train a ghost network or a baseline (backprop, FA) on a dataset"
 
@@ -32,6 +32,7 @@ def add(sub) -> None:
     p.add_argument("--mechanism", choices=MECHANISMS, help="override [model] mechanism")
     p.add_argument("--feedback", choices=FEEDBACKS, help="override [model] feedback")
     p.add_argument("--mode", choices=MODES, help="override [model] mode")
+    p.add_argument("--cost", choices=COSTS, help="override [model] cost (mse or cross_entropy)")
     p.add_argument("--data-source", help="IDX directory or .npz (default: the dataset's own sources)")
     p.add_argument("--out", help="run directory (default: runs/<config>-<learner>-<mechanism>-"
                                  "<feedback>-s<seed>)")
@@ -50,7 +51,7 @@ def _config(args):
             t[key] = v
     if args.seed is not None:
         m["seed"] = args.seed
-    for key in ("mechanism", "feedback", "mode"):
+    for key in ("mechanism", "feedback", "mode", "cost"):
         v = getattr(args, key, None)
         if v is not None:
             m[key] = v

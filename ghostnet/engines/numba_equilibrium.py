@@ -10,7 +10,10 @@ phase), and every pyramidal potential equals its input: ``u_i = a_i + t_i``, the
 - Otherwise: alternating passes. A *down* pass goes from the top layer to the bottom and updates
   every potential from the top-down input of the layer above (the B products: the error enters at
   the top and one pass carries it to the bottom); the output's scalar equation is solved by
-  Newton's method element-wise (monotone: 1 + beta phi' > 0), so any beta works. An *up* pass goes
+  Newton's method element-wise (monotone: 1 + beta phi' > 0), so any beta works; a cross-entropy
+  output's vector equation ``u = a + beta (y - softmax(u))`` by Newton's method per sample
+  (Jacobian ``I + beta (diag(p) - p p^T)``, positive definite; docs/model.md, "Cross-entropy
+  output"), and its rate and its ghosts' rate are the identity. An *up* pass goes
   from the bottom to the top and recomputes the bottom-up inputs a_l and the ghosts from the new
   rates (the W products) and, with the top-down inputs held, lets each potential follow at once,
   so the rates' changes also travel up in the same pass (symmetric Gauss-Seidel). The nudged phase

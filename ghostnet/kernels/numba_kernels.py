@@ -40,7 +40,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ghostnet.kernels.vmath import bits, like, unbits, vlogistic, vrelu, vtanh
+from ghostnet.kernels.vmath import bits, like, unbits, vexp, vlogistic, vrelu, vtanh
 
 MECH_COPY, MECH_LEARNED, MECH_REPLICATE = 0, 1, 2
 METHOD_EULER, METHOD_EXPEULER = 0, 1
@@ -351,17 +351,17 @@ def update(drive, bs, cs, us, vs, rs, As, Ts, Ds, GAs, y, beta, nudge, clamp, so
         if last:
             r = rs[i]
             if softmax:
-                if nudge:
+                if nudge:  # beta (y - softmax(r)), in the arrays' precision (vexp vectorises)
                     for a in range(nb):
                         top = r[a, 0]
                         for j in range(1, n):
                             top = max(top, r[a, j])
-                        z = 0.0
+                        z = one - one
                         for j in range(n):
-                            z += math.exp(float(r[a, j] - top))
+                            z += vexp(r[a, j] - top)
+                        k = bn / z
                         for j in range(n):
-                            inp[a, j] += bn * (y[a, j] - like(math.exp(float(r[a, j] - top)) / z,
-                                                              one))
+                            inp[a, j] += bn * y[a, j] - k * vexp(r[a, j] - top)
             else:
                 for a in range(nb):
                     for j in range(n):
