@@ -4,9 +4,11 @@ For 784-500-10 at batch 100 (float32 and float64, random weights, inputs uniform
 one-hot targets): one phase pair (free + nudged) in dynamics mode (50 + 50 exponential-Euler
 steps) and in equilibrium mode (solved to tolerance), with ``cost = "mse"`` and
 ``cost = "cross_entropy"``, timed alternately; medians of the repeats and the ratio
-cross-entropy / squared error. The machine and date are printed.
+cross-entropy / squared error. The machine and date are printed. ``--cpu-time`` times with the
+process's CPU time instead of the wall clock (steadier on a shared machine; run it with one
+thread: OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1).
 
-    python benchmarks/bench_cross_entropy.py [--repeats 9] [--sizes 784,500,10]
+    python benchmarks/bench_cross_entropy.py [--repeats 9] [--sizes 784,500,10] [--cpu-time]
 """
 from __future__ import annotations
 
@@ -20,11 +22,14 @@ import numpy as np
 from ghostnet import GhostNetwork, ModelConfig
 
 
+CLOCK = time.perf_counter
+
+
 def _time(net, x, y, inner):
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     for _ in range(inner):
         net.phases(x, y)
-    return (time.perf_counter() - t0) / inner
+    return (CLOCK() - t0) / inner
 
 
 def main(argv=None) -> dict:
@@ -32,10 +37,14 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--sizes", default="784,500,10")
     ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--cpu-time", action="store_true", help="time with the process's CPU time")
     args = ap.parse_args(argv)
+    global CLOCK
+    CLOCK = time.process_time if args.cpu_time else time.perf_counter
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"machine: {platform.processor() or platform.machine()}, "
-          f"{datetime.now(timezone.utc).isoformat(timespec='minutes')}")
+          f"{datetime.now(timezone.utc).isoformat(timespec='minutes')}, "
+          f"{'CPU time' if args.cpu_time else 'wall clock'}")
     rng = np.random.default_rng(0)
     out = {}
     for dtype in ("float32", "float64"):
