@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ghostnet.cli._common import add_parser
-from ghostnet.model.config import FEEDBACKS, MECHANISMS, MODES, ConfigError
+from ghostnet.model.config import COSTS, FEEDBACKS, MECHANISMS, MODES, ConfigError
 
 SUMMARY = "train a ghost network or a baseline (backprop, FA) on a dataset"
 
@@ -36,6 +36,7 @@ def add(sub) -> None:
     p.add_argument("--mechanism", choices=MECHANISMS, help="override [model] mechanism")
     p.add_argument("--feedback", choices=FEEDBACKS, help="override [model] feedback")
     p.add_argument("--mode", choices=MODES, help="override [model] mode")
+    p.add_argument("--cost", choices=COSTS, help="override [model] cost (mse or cross_entropy)")
     p.add_argument("--data-source", help="IDX directory or .npz (default: the dataset's own sources)")
     p.add_argument("--out", help="run directory (default: runs/<config>-<learner>-<mechanism>-"
                                  "<feedback>-s<seed>)")
@@ -57,7 +58,7 @@ def _config(args):
 
 
 _OVERRIDES = ("learner", "epochs", "train_size", "seed", "mechanism", "feedback", "mode",
-              "data_source", "threads")
+              "cost", "data_source", "threads")
 
 
 def run(args) -> int:
@@ -107,7 +108,7 @@ def _apply(base: dict, args):
             t[key] = getattr(args, key)
     if args.seed is not None:
         m["seed"] = args.seed
-    for key in ("mechanism", "feedback", "mode"):
+    for key in ("mechanism", "feedback", "mode", "cost"):
         if getattr(args, key) is not None:
             m[key] = getattr(args, key)
     if t["learner"] == "fa" and args.feedback is None:

@@ -70,18 +70,26 @@ class Learner:
         if self.cfg.train.learner == "ghost":
             return self.net.predict(x)
         from ghostnet.engines.numba_equilibrium import forward
-        from ghostnet.model.transfer import phi
+        from ghostnet.model.state import prediction
 
-        return phi(forward(self.cfg.model, self.params, np.asarray(x, self.cfg.model.dtype))[-1],
-                   self.cfg.model.transfer)
+        m = self.cfg.model
+        return prediction(m, forward(m, self.params, np.asarray(x, m.dtype))[-1])
 
 
 def evaluate(learner: Learner, x, labels, n_classes, batch=1000) -> tuple[float, float]:
-    """Accuracy and cost (0.5 |y - r|^2, mean) of the learner's prediction."""
+    """Accuracy and cost of the learner's prediction, mean over the samples: the model's
+    ``cost``, ``0.5 |y - r|^2`` (mse) or ``-log p_label`` (cross_entropy, ``p`` the softmax
+    probabilities; ``p`` is floored at the dtype's smallest normal number, so a certain wrong
+    answer costs about 708 in float64 instead of infinity)."""
+    xent = learner.cfg.model.cost == "cross_entropy"
     correct, cost = 0, 0.0
     for s in range(0, len(x), batch):
         r = learner.predict(x[s:s + batch])
-        lab = labels[s:s + batch]
+        lab = np.asarray(labels[s:s + batch])
         correct += int(np.sum(np.argmax(r, axis=1) == lab))
-        cost += float(0.5 * np.sum((one_hot(lab, n_classes, r.dtype) - r) ** 2))
+        if xent:
+            picked = r[np.arange(len(lab)), lab]
+            cost += float(-np.sum(np.log(np.maximum(picked, np.finfo(r.dtype).tiny))))
+        else:
+            cost += float(0.5 * np.sum((one_hot(lab, n_classes, r.dtype) - r) ** 2))
     return correct / len(x), cost / len(x)
