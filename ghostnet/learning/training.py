@@ -15,6 +15,7 @@ on Ctrl-C, mid-epoch included) and ``summary.json`` at the end.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import platform
@@ -27,9 +28,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ghostnet.checks.metrics import layer_alignment
-from ghostnet.io import atomic_write_text
+from ghostnet.io import atomic_write, atomic_write_text
 from ghostnet.learning.data import Dataset, load, one_hot
 from ghostnet.learning.learners import Learner, evaluate
+from ghostnet.learning.optim import Optimizer, lr_factor
 from ghostnet.learning.settings import LEARNERS, TrainConfig, TrainSettings
 from ghostnet.model.config import ConfigError
 from ghostnet.model.params import Params
@@ -38,8 +40,8 @@ from ghostnet.network.network import GhostNetwork
 __all__ = ["LEARNERS", "METRIC_FIELDS", "Learner", "TrainConfig", "TrainSettings", "Trainer",
            "evaluate", "train"]
 
-METRIC_FIELDS = ["epoch", "train_acc", "train_cost", "val_acc", "test_acc", "test_cost", "seconds",
-                 "mean_angle_deg", "angles_deg"]
+METRIC_FIELDS = ["epoch", "train_acc", "train_cost", "val_acc", "test_acc", "test_cost", "lr",
+                 "seconds", "mean_angle_deg", "angles_deg"]
 
 
 def _git_hash() -> str:
@@ -67,10 +69,12 @@ class Trainer:
         self.data = self.data.subset(t.train_size or None)
         self.data = self.data.split_validation(t.val_size, np.random.default_rng([t.seed, 10**6]))
 
-    # checkpoints: parameters, epoch, the batch reached inside it, and the metrics so far
+    # checkpoints: parameters, epoch, the batch reached inside it, the metrics so far, and the
+    # optimizer's state (its arrays beside the parameters')
     def _save_checkpoint(self, learner, epoch, batch_index, rows):
         extra = {"epoch": epoch, "batch": batch_index, "rows": rows}
-        learner.params.save(self.out / "checkpoint.npz", self.cfg.model, extra)
+        learner.params.save(self.out / "checkpoint.npz", self.cfg.model, extra,
+                            arrays=learner.optimizer.state_arrays())
 
     def _load_checkpoint(self):
         path = self.out / "checkpoint.npz"
@@ -84,7 +88,8 @@ class Trainer:
     def run(self, resume: bool = False) -> dict:
         cfg, t, d = self.cfg, self.cfg.train, self.data
         self.out.mkdir(parents=True, exist_ok=True)
-        lrs = t.lrs(cfg.model.n_layers)
+        base_lrs = t.lrs(cfg.model.n_layers)
+        self.data = d = standardize(d, t.standardize, self.out / "standardize.npz", resume)
         if resume:
             params, extra = self._load_checkpoint()
             start_epoch, start_batch, rows = extra["epoch"], extra["batch"], extra["rows"]
@@ -98,7 +103,12 @@ class Trainer:
                 "dataset": d.name, "data_source": d.source, "python": platform.python_version(),
                 "started": datetime.now(timezone.utc).isoformat()}, indent=2))
             params, start_epoch, start_batch, rows = Params.init(cfg.model), 1, 0, []
-        learner = Learner(cfg, params)
+        # ---- the optimizer (ghostnet.learning.optim), its state restored on resume ----
+        self.optimizer = Optimizer(t, cfg.model, params)
+        if resume:
+            with np.load(self.out / "checkpoint.npz") as z:
+                self.optimizer.load_state(z)
+        learner = Learner(cfg, params, self.optimizer)
         if not resume and t.pretrain and cfg.model.mechanism == "learned" and t.learner == "ghost":
             from ghostnet.network.mechanisms import pretrain
 
@@ -122,13 +132,15 @@ class Trainer:
                     idx = order[b * t.batch_size:(b + 1) * t.batch_size]
                     x = d.x_train[idx].astype(dtype, copy=False)
                     y = one_hot(d.y_train[idx], d.n_classes, dtype)
-                    out = learner.step(x, y, lrs)
+                    f = lr_factor(t, (epoch - 1) * n_batches + b, n_batches)
+                    out = learner.step(x, y, [lr * f for lr in base_lrs])
                     if out is not None:  # ghost: the free phase's prediction came for free
                         hits += int(np.sum(np.argmax(out, 1) == d.y_train[idx]))
                         seen += len(idx)
                         bar.set_postfix(acc=f"{hits / seen:.3f}", refresh=False)
                 b = n_batches
                 row = self._epoch_row(learner, epoch, time.perf_counter() - t0, probe)
+                row["lr"] = base_lrs[0] * lr_factor(t, epoch * n_batches - 1, n_batches)
                 rows.append(row)
                 self._save_checkpoint(learner, epoch + 1, 0, rows)
                 self._write_metrics(rows)
@@ -139,15 +151,15 @@ class Trainer:
                   f"(epoch {epoch}, batch {b}); continue with --resume")
             raise
         summary = {"learner": t.learner, "epochs": t.epochs, "final": rows[-1] if rows else None,
-                   "best_test_acc": max((r["test_acc"] for r in rows), default=None),
-                   "finished": datetime.now(timezone.utc).isoformat()}
+                   **select_model(rows), "finished": datetime.now(timezone.utc).isoformat()}
         atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2))
         self.learner = learner
         return summary
 
     def _epoch_row(self, learner, epoch, seconds, probe) -> dict:
         d, m = self.data, self.cfg.model
-        tr_acc, tr_cost = evaluate(learner, d.x_train, d.y_train, d.n_classes)
+        tr_acc, tr_cost = (evaluate(learner, d.x_train, d.y_train, d.n_classes)
+                           if self.cfg.train.eval_train else ("", ""))
         te_acc, te_cost = evaluate(learner, d.x_test, d.y_test, d.n_classes)
         val_acc = evaluate(learner, d.x_val, d.y_val, d.n_classes)[0] if d.x_val is not None else ""
         angles = ""
@@ -172,6 +184,50 @@ class Trainer:
         w.writeheader()
         w.writerows(rows)
         atomic_write_text(self.out / "metrics.csv", buf.getvalue())
+
+
+def select_model(rows: list[dict]) -> dict:
+    """Model selection on the validation split: the epoch of the best validation accuracy (the
+    first such) and the test accuracy there, beside the last epoch's; nothing is chosen on the
+    test set. Without a validation split only the last epoch is reported."""
+    if not rows:
+        return {"selected": None}
+    last = {"last_epoch": rows[-1]["epoch"], "last_test_acc": rows[-1]["test_acc"],
+            "last_val_acc": rows[-1]["val_acc"]}
+    if rows[-1]["val_acc"] == "":
+        return {"selected": None, **last}
+    best = max(rows, key=lambda r: (r["val_acc"], -r["epoch"]))
+    return {"selected": {"epoch": best["epoch"], "val_acc": best["val_acc"],
+                         "test_acc": best["test_acc"]}, **last}
+
+
+def standardize(d: Dataset, how: str, path: Path, resume: bool) -> Dataset:
+    """``d`` with inputs ``(x - mean) / std``, the statistics from its training split: per pixel
+    (``how = 'pixel'``; a constant pixel keeps std 1) or one number each (``'global'``). They are
+    written to ``path`` (the run directory's ``standardize.npz``), and read from there on resume,
+    so that a resumed run and a later evaluation use the same."""
+    if how == "none":
+        return d
+    if resume and path.exists():
+        with np.load(path) as z:
+            if str(z["how"]) != how:
+                raise ConfigError("standardize", f"{path} holds {str(z['how'])!r} statistics, "
+                                                 f"the configuration says {how!r}")
+            mean, std = z["mean"], z["std"]
+    else:
+        x = d.x_train.astype(np.float64)
+        axis = 0 if how == "pixel" else None
+        mean, std = x.mean(axis=axis), x.std(axis=axis)
+        std = np.where(std > 1e-8, std, 1.0)
+        buf = io.BytesIO()
+        np.savez(buf, how=np.array(how), mean=mean, std=std)
+        atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+
+    def f(x):
+        return None if x is None else ((x - mean) / std).astype(np.float32)
+
+    return dataclasses.replace(d, x_train=f(d.x_train), x_test=f(d.x_test), x_val=f(d.x_val),
+                               source=d.source)
 
 
 def train(cfg: TrainConfig, out: str | Path, resume: bool = False, data: Dataset | None = None,
