@@ -23,6 +23,7 @@ from ghostnet import ModelConfig, Params
 from ghostnet.errors import RunDirError
 from ghostnet.io import loads
 from ghostnet.learning import runs
+from ghostnet.learning import optim
 from ghostnet.learning import training as training_mod
 from ghostnet.learning.data import Dataset
 from ghostnet.learning.learners import Learner
@@ -108,14 +109,15 @@ def _kill_at(n, sig=signal.SIGINT, times=1):
 
 def _inject(monkeypatch, point, sig=signal.SIGINT, times=1):
     """Patch the function where ``point`` happens to send the signal from inside it."""
-    if point == "update":  # between W_0 += and b_0 +=: the first layer's axpy of step 9
-        hit = _kill_at(2 * 8 + 1, sig, times)
+    if point == "update":  # between W_0 += and W_1 +=: the first of step 9's four axpys
+        hit = _kill_at(4 * 8 + 1, sig, times)  # (the optimizer's plain SGD: W_0, W_1, b_0, b_1)
         original = plasticity._add_scaled
 
         def add_scaled(y, a, x):
             original(y, a, x)
             hit()
         monkeypatch.setattr(plasticity, "_add_scaled", add_scaled)
+        monkeypatch.setattr(optim, "_add_scaled", add_scaled)  # the trainer's optimizer's step
     elif point == "checkpoint":  # half-way through writing the end-of-epoch-1 checkpoint
         hit = _kill_at(1, sig, times)
         from ghostnet.model import params as params_mod
@@ -239,15 +241,16 @@ def test_kill_9_then_resume_is_bit_identical(tmp_path, reference):
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_runs import blobs, config
         from ghostnet.model import plasticity
+        from ghostnet.learning import optim
         from ghostnet.learning.training import train
         calls = [0]
         original = plasticity._add_scaled
         def add_scaled(y, a, x):
             original(y, a, x)
             calls[0] += 1
-            if calls[0] == 2 * 8 + 1:
+            if calls[0] == 4 * 8 + 1:  # inside step 9's update, as above
                 os.kill(os.getpid(), signal.SIGKILL)
-        plasticity._add_scaled = add_scaled
+        plasticity._add_scaled = optim._add_scaled = add_scaled
         train(config(), {str(tmp_path / 'run')!r}, data=blobs(), progress=False)
     """)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}

@@ -145,13 +145,15 @@ class GhostNetwork:
         """Plain SGD step along ``update`` (in place), then keep derived weights in step."""
         sgd_step(self.config, self.params, update, lr)
 
-    def step(self, x: np.ndarray, y: np.ndarray, lr: float | list[float]) -> PhasePair:
+    def step(self, x: np.ndarray, y: np.ndarray, lr: float | list[float],
+             apply=None) -> PhasePair:
         """One training step on a batch: phases, local update, SGD. Returns the phase pair.
         Mechanism 'learned': the ghosts learn from the free phase (docs/model.md §5), and from the
-        nudged phase too when ``gate_ghosts`` is off."""
+        nudged phase too when ``gate_ghosts`` is off. ``apply(update, lr)``, if given, replaces
+        the plain SGD step (an optimizer; it must keep the derived weights in step)."""
         pair = self.phases(x, y)
         pair.update = self.update(pair)
-        self.apply(pair.update, lr)
+        (apply or self.apply)(pair.update, lr)
         if self.config.mechanism == "learned":
             from ghostnet.network.mechanisms import ghost_plasticity
 
