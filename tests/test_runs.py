@@ -325,6 +325,28 @@ def test_two_processes_cannot_share_a_run_directory(tmp_path):
     assert run_status(tmp_path) == "finished"
 
 
+def test_the_lock_keeps_out_a_second_process(tmp_path):
+    """A real second process holds the directory's lock: a run here is refused, naming its pid
+    from the manifest, until that process ends (its lock goes with it, however it ends)."""
+    run = tmp_path / "run"
+    train(config(epochs=1), run, data=blobs(), progress=False, overwrite=True)
+    code = ("import sys; from ghostnet.learning.runs import RunLock; "
+            "RunLock(sys.argv[1]).acquire(); print('locked', flush=True); sys.stdin.read()")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    holder = subprocess.Popen([sys.executable, "-c", code, str(run)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        pid = runs.read_manifest(run)["pid"]
+        with pytest.raises(RunDirError, match=rf"in use by another ghostnet process \(pid {pid}\)"):
+            train(config(epochs=1), run, data=blobs(), progress=False, overwrite=True)
+        assert run_status(run) == "finished"
+    finally:
+        holder.kill()
+        holder.wait()
+    train(config(epochs=1), run, data=blobs(), progress=False, overwrite=True)
+
+
 def test_run_status_reads_a_live_run_as_running(tmp_path, monkeypatch):
     seen = []
     original = Learner.step
