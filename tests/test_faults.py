@@ -535,3 +535,12 @@ def test_random_corruptions_of_data_and_checkpoints_load_or_raise_a_ghostnet_err
             fn()
         except GhostnetError:
             pass
+
+
+def test_the_random_configurations_cover_every_field():
+    import dataclasses
+
+    from ghostnet.learning.settings import TrainSettings
+
+    assert set(_MODEL) == {f.name for f in dataclasses.fields(ModelConfig)}
+    assert set(_TRAIN) == {f.name for f in dataclasses.fields(TrainSettings)}
