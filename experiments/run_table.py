@@ -1,7 +1,8 @@
 """The Fashion-MNIST results table: ghost (copy, symmetric), ghost (copy, random), ghost (learned,
 symmetric), backprop and fa on Fashion-MNIST, same architecture, initial weights, data order and
-learning rates; test error mean and spread over seeds. Resumable: finished runs (summary.json
-present) are skipped, interrupted ones resume from their checkpoint.
+learning rates; test error mean and spread over seeds. Resumable (docs/runs.md): finished runs are
+skipped, interrupted ones resume from their checkpoint, failed ones are left alone and named; the
+table is made from finished runs only and names the others.
 
     python experiments/run_table.py [--configs experiments/configs/fashion_784-500-10.toml ...]
         [--seeds 0 1 2] [--epochs 20] [--out results/table] [--data-source DIR_OR_NPZ] [--quick]
