@@ -447,3 +447,16 @@ def test_figures_draw_finished_runs_only_and_name_the_ones_skipped(tmp_path, mon
     err = capsys.readouterr().err
     assert f"skipped {table / 'backprop-s1'} (interrupted run" in err
     assert "backprop-s0" not in err and (tmp_path / "fig" / "learning.png").is_file()
+
+
+def test_a_run_from_before_manifests_resumes_from_its_config_toml(tmp_path, monkeypatch, reference):
+    cfg = config()
+    full = reference("ghost", cfg)
+    _inject(monkeypatch, "update")
+    with pytest.raises(Interrupted):
+        train(cfg, tmp_path, data=blobs(), progress=False)
+    monkeypatch.undo()
+    (tmp_path / "run.json").unlink()  # as the directories written before manifests
+    assert run_status(tmp_path) == "interrupted"
+    resume_run(tmp_path, progress=False, data=blobs())
+    assert_same_run(full, tmp_path)
