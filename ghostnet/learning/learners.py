@@ -142,7 +142,7 @@ class _TorchGradients:
             t.grad = None
         minus_cost.backward()
         return (Update([w.grad.numpy() for w in self.W], [c.grad.numpy() for c in self.b], []),
-                -float(minus_cost))
+                -minus_cost.item())
 
 
 def evaluate(learner: Learner, x, labels, n_classes, batch=1000) -> tuple[float, float]:

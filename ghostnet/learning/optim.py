@@ -85,7 +85,8 @@ class Optimizer:
         # (parameter, its update, rate, decays?) in the order of self._like
         items = [(params.W[i], update.dW[i], lrs[i], True) for i in range(L)]
         items += [(params.b[i], update.db[i], lrs[i], False) for i in range(L)]
-        if self.model.feedback == "plastic":  # Kolen-Pollack: B_l moves at W_{l+1}'s rate
+        if self.model.feedback == "plastic" and update.dB:  # Kolen-Pollack: B_l moves at
+            # W_{l+1}'s rate (the backprop and FA learners send no dB: B stays)
             items += [(params.B[i], update.dB[i], lrs[i + 1], True) for i in range(L - 1)]
         for k, (p, d, lr, decays) in enumerate(items):
             if decays and self.wd:

@@ -177,22 +177,13 @@ class Trainer:
             raise CheckpointError(f"{path} is a parameter file, not a training checkpoint")
         return params, extra
 
-    def _stored_config(self, manifest) -> TrainConfig:
-        if manifest is not None and "config" in manifest:
-            try:
-                return TrainConfig.from_dict(manifest["config"])
-            except ConfigError as exc:
-                raise RunDirError(f"{self.out / runs.MANIFEST}: stored configuration is invalid "
-                                  f"({exc})") from None
-        return TrainConfig.load(self.out / "config.toml")  # a run from before manifests
-
     def run(self, resume: bool = False, overwrite: bool = False) -> dict:
         lock = runs.open_run_dir(self.out, resume, overwrite)
         manifest = None
         try:
             if resume:
                 manifest = runs.read_manifest(self.out)
-                stored = self._stored_config(manifest)
+                stored = _config_of(self.out, manifest)
                 diffs = stored.differences(self.cfg)
                 if diffs:
                     raise RunDirError(
@@ -532,13 +523,17 @@ def stored_config(out: str | Path) -> TrainConfig:
     out = Path(out)
     if runs.run_status(out) is None:
         raise RunDirError(f"{out} holds no run")
-    m = runs.read_manifest(out)
-    if m is not None and "config" in m:
+    return _config_of(out, runs.read_manifest(out))
+
+
+def _config_of(out: Path, manifest: dict | None) -> TrainConfig:
+    if manifest is not None and "config" in manifest:
         try:
-            return TrainConfig.from_dict(m["config"])
+            return TrainConfig.from_dict(manifest["config"])
         except ConfigError as exc:
-            raise RunDirError(f"{out / runs.MANIFEST}: stored configuration is invalid ({exc})") from None
-    return TrainConfig.load(out / "config.toml")
+            raise RunDirError(f"{out / runs.MANIFEST}: stored configuration is invalid "
+                              f"({exc})") from None
+    return TrainConfig.load(out / "config.toml")  # a run from before manifests
 
 
 def resume_run(out: str | Path, progress: bool = True, data: Dataset | None = None,
