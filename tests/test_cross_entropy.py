@@ -184,6 +184,15 @@ def test_copy_update_is_the_cross_entropy_gradient_to_order_beta(mode, feedback)
             assert np.allclose(dB, dW.T, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("mode", ["dynamics", "equilibrium"])
+@pytest.mark.parametrize("sizes", [[20, 5], [20, 30, 5]])
+def test_shallow_networks_follow_the_cross_entropy_gradient(mode, sizes):
+    """No hidden layer (softmax regression: no ghosts at all) and one hidden layer (the last
+    ghosts are the only ones)."""
+    angles, ratios, _, _ = _compare(GhostNetwork(_cfg(sizes=sizes, mode=mode)))
+    assert max(angles) < 0.05 and max(abs(r - 1) for r in ratios) < 0.01, (angles, ratios)
+
+
 def test_local_errors_follow_the_cross_entropy_delta_recursion(rng):
     """e_l / beta -> delta_l with delta_L = y - softmax(a_L) = -dCE/da_L and
     delta_l = phi'(a_l) * (B_l delta_{l+1}), computed here in closed form with numpy."""
