@@ -362,6 +362,7 @@ def test_dask_malloc_trim_is_undone_but_a_users_is_kept(monkeypatch):
     """Dask's MALLOC_TRIM_THRESHOLD_ (its pre-spawn default) stops ghostnet's glibc tuning; a
     point on a Dask worker sets it again, unless the value is the user's own."""
     import dask
+    import distributed  # noqa: F401  (its configuration)
 
     dask_value = str(dask.config.get("distributed.nanny.pre-spawn-environ")["MALLOC_TRIM_THRESHOLD_"])
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", dask_value)
