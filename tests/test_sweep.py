@@ -369,3 +369,18 @@ job_script_prologue = ["module load python/3.11"]
     worker = next(ln for ln in lines if "distributed.cli.dask_worker" in ln)
     # one single-threaded worker process per core
     assert "--nworkers 8" in worker and "--nthreads 1" in worker
+
+
+def test_dask_malloc_trim_is_undone_but_a_users_is_kept(monkeypatch):
+    """Dask's MALLOC_TRIM_THRESHOLD_ (its pre-spawn default) stops ghostnet's glibc tuning; a
+    point on a Dask worker sets it again, unless the value is the user's own."""
+    import dask
+    import distributed  # noqa: F401  (its configuration)
+
+    dask_value = str(dask.config.get("distributed.nanny.pre-spawn-environ")["MALLOC_TRIM_THRESHOLD_"])
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", dask_value)
+    assert sw._undo_dask_malloc_trim()
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", dask_value + "0")
+    assert not sw._undo_dask_malloc_trim()
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    assert not sw._undo_dask_malloc_trim()
