@@ -69,11 +69,7 @@ class Learner:
     def predict(self, x):
         if self.cfg.train.learner == "ghost":
             return self.net.predict(x)
-        from ghostnet.engines.numba_equilibrium import forward
-        from ghostnet.model.transfer import phi
-
-        return phi(forward(self.cfg.model, self.params, np.asarray(x, self.cfg.model.dtype))[-1],
-                   self.cfg.model.transfer)
+        return self.net.engine.feedforward(self.params, np.asarray(x, self.cfg.model.dtype))
 
 
 def evaluate(learner: Learner, x, labels, n_classes, batch=1000) -> tuple[float, float]:
