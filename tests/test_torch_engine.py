@@ -304,3 +304,22 @@ def _config_path(name):
     from pathlib import Path
 
     return Path(__file__).resolve().parents[1] / "experiments" / "configs" / name
+
+
+def test_gradcheck_command_takes_a_conv_model_from_a_config_file(tmp_path, capsys):
+    import json
+
+    from ghostnet.cli import main
+
+    cfg = conv_config(mode="equilibrium", feedback="random")
+    path = tmp_path / "model.toml"
+    cfg.save(path)
+    assert main(["gradcheck", "--config", str(path), "--batch", "4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["settings"]["reference"] == "feedback_alignment"
+    assert out["settings"]["layers"][0]["type"] == "conv"
+    for row in out["layers"]:
+        assert row["angle_deg"] < 0.05 and abs(row["norm_ratio"] - 1) < 0.01
+    assert all(row["cancel_residual"] == 0.0 for row in out["layers"][:-1])
+    assert main(["gradcheck", "--config", str(path), "--batch", "2"]) == 0
+    assert "conv 3x3x3 pool 2" in capsys.readouterr().out
