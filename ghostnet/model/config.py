@@ -27,7 +27,6 @@ OUTPUTS = ("nudge", "clamp")
 DTYPES = ("float64", "float32")
 DEVICES = ("auto", "cpu", "cuda")
 LAYER_TYPES = ("conv", "dense")
-COSTS = ("mse", "cross_entropy")
 
 # Largest slope of each transfer function: the stiffest the nudging term can make the output layer.
 MAX_SLOPE = {"logistic": 0.25, "tanh": 1.0, "softplus": 1.0, "relu": 1.0}
