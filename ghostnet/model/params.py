@@ -240,7 +240,8 @@ class Params:
 
     def check_values(self, config: ModelConfig) -> None:
         """Raise ``ValueError`` if an array holds NaN or infinity, or a tie that the
-        configuration defines is broken: symmetric feedback needs ``B_l = W_{l+1}^T``, mechanism
+        configuration defines is broken: symmetric feedback needs ``B_l = W_{l+1}^T`` (``W_{l+1}``
+        for a convolutional layer l+1), mechanism
         copy ``G_l = W_{l+1}``, ``c_l = b_{l+1}``, ``H_l = B_l``, replicate ``H_l = B_l``
         (exactly: :meth:`save` writes them after :meth:`sync`)."""
         for k in NAMES:
@@ -249,7 +250,10 @@ class Params:
                     raise ValueError(f"parameter {k}_{i} holds non-finite values (NaN or infinity)")
         for i in range(len(self.W) - 1):
             pairs = []
-            if config.feedback == "symmetric":
+            if config.feedback == "symmetric" and config.is_conv(i + 1):  # the kernel itself
+                pairs.append((f"B_{i}", self.B[i], f"W_{i + 1}", self.W[i + 1],
+                              "feedback = 'symmetric'"))
+            elif config.feedback == "symmetric":
                 pairs.append((f"B_{i}", self.B[i], f"W_{i + 1}^T", self.W[i + 1].T,
                               "feedback = 'symmetric'"))
             if config.mechanism == "copy":
