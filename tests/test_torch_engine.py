@@ -323,3 +323,22 @@ def test_gradcheck_command_takes_a_conv_model_from_a_config_file(tmp_path, capsy
     assert all(row["cancel_residual"] == 0.0 for row in out["layers"][:-1])
     assert main(["gradcheck", "--config", str(path), "--batch", "2"]) == 0
     assert "conv 3x3x3 pool 2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mechanism", ["copy", "replicate", "learned"])
+def test_conv_equilibrium_solver_finds_the_dynamics_fixed_point(mechanism):
+    """Both modes on a conv network: the fixed-point solver's free and nudged states are where
+    the integrated dynamics settle (max |du/dt| < 1e-12), for every mechanism."""
+    eq = conv_config(mode="equilibrium", mechanism=mechanism, feedback="random", beta=0.05)
+    dyn = conv_config(mode="dynamics", mechanism=mechanism, feedback="random", beta=0.05,
+                      tol=1e-12, max_steps=20000, method="expeuler", dt=0.5)
+    p = Params.init(eq)
+    x, y = batch(eq, 3)
+    a, b = GhostNetwork(eq, p.copy()).phases(x, y), GhostNetwork(dyn, p.copy()).phases(x, y)
+    assert b.free_result.converged and b.nudged_result.converged
+    for sa, sb in ((a.free, b.free), (a.nudged, b.nudged)):
+        for ua, ub in zip(sa.u + sa.v, sb.u + sb.v):
+            assert np.abs(ua - ub).max() < 1e-9
+    ea, eb = a.nudged_currents.e, b.nudged_currents.e
+    for da, db in zip(ea, eb):
+        assert np.abs(da - db).max() < 1e-9
