@@ -5,6 +5,8 @@
   fixed points, local update, SGD) against the backprop learner's step (torch.autograd on the
   same parameters, SGD) on the same batches; per sample, alternating runs, median of the ratios.
   An epoch's time is the per-sample time times 60,000.
+- conv, first order: the same with ``eq_max_iter = 1`` (the nudged phase as one down pass, the
+  work of backprop's backward pass; the phase reports not settled).
 - dense: the ghost step of 784-500-10 (equilibrium, copy, float32, batch ``--batch``) on the
   torch engine against the Numba engine, alternating, median of the ratios.
 - cuda: when torch sees a CUDA device, the conv section again there at batch 256 (float32),
@@ -105,6 +107,15 @@ def main(argv=None) -> dict:
           f"backprop {b * 1e3:.3f} ms/sample; ghost / backprop = {ratio:.2f} "
           f"(runs: {', '.join(f'{r:.2f}' for r in ratios)}); a 60,000-image epoch: ghost "
           f"{g * 6e4:.0f} s, backprop {b * 6e4:.0f} s")
+
+    first = lenet.replace(eq_max_iter=1)  # one down pass: first order in beta (docs/model.md §8)
+    g1, b1, ratio1, ratios1 = _pair(first, "ghost", lenet, "backprop", args.batch, args.batches,
+                                    args.repeats)
+    out["conv_first_order"] = {"eq_max_iter": 1, "ghost_s_per_sample": g1,
+                               "backprop_s_per_sample": b1, "ratio_ghost_over_backprop": ratio1,
+                               "ratios": ratios1}
+    print(f"conv, eq_max_iter = 1 (one down pass): ghost {g1 * 1e3:.3f} ms/sample, backprop "
+          f"{b1 * 1e3:.3f} ms/sample; ghost / backprop = {ratio1:.2f}")
 
     from ghostnet.model.config import ModelConfig
 
