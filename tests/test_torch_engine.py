@@ -342,3 +342,15 @@ def test_conv_equilibrium_solver_finds_the_dynamics_fixed_point(mechanism):
     ea, eb = a.nudged_currents.e, b.nudged_currents.e
     for da, db in zip(ea, eb):
         assert np.abs(da - db).max() < 1e-9
+
+
+def test_cifar_images_are_flattened_channels_first(tmp_path):
+    from ghostnet.learning.data import load
+
+    rng = np.random.default_rng(0)
+    hwc = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    np.savez(tmp_path / "c.npz", x_train=hwc, y_train=np.arange(4), x_test=hwc[:2],
+             y_test=np.arange(2))
+    d = load("cifar10", tmp_path / "c.npz")
+    np.testing.assert_array_equal(d.x_train[1].reshape(3, 32, 32),
+                                  hwc[1].transpose(2, 0, 1) / np.float32(255))
