@@ -12,7 +12,6 @@ from ghostnet.checks.metrics import layer_alignment
 from ghostnet.checks.reference import backprop_gradients, feedback_alignment_gradients
 from ghostnet.model.config import ConfigError, ModelConfig
 from ghostnet.model.params import Params
-from ghostnet.model.state import State
 from ghostnet.network.network import GhostNetwork
 
 CONV = [
