@@ -230,7 +230,9 @@ class TorchEngine(Engine):
         return phi_t(x, self.config.transfer)
 
     # ---- Engine interface -------------------------------------------------------------------
-    def drive(self, params: Params, x: np.ndarray) -> np.ndarray:
+    def drive(self, params: Params, x: np.ndarray) -> torch.Tensor:
+        """``A_1(W_1) x + b_1`` as a tensor on the engine's device (it only travels back into
+        :meth:`settle` and :meth:`currents`, so it stays there)."""
         with torch.no_grad():
             return self.up(0, self.input(x), self.as_tensor(params.W[0]),
                            self.as_tensor(params.b[0]))
