@@ -57,6 +57,30 @@ def run_one(job: dict) -> dict:
             "test_acc": f["test_acc"], "seconds": f["seconds"]}
 
 
+def summarize(out: Path) -> dict:
+    """Per variant and seed the last finished epoch's validation and test accuracy (from each run
+    directory's metrics.csv), and the means over seeds."""
+    import csv
+
+    table: dict = {}
+    for run in sorted(out.glob("*-seed*")):
+        rows = list(csv.DictReader(open(run / "metrics.csv"))) if (run / "metrics.csv").exists() \
+            else []
+        if not rows:
+            continue
+        variant, seed = run.name.rsplit("-seed", 1)
+        last = rows[-1]
+        table.setdefault(variant, []).append(
+            {"seed": int(seed), "epochs": int(last["epoch"]), "val_acc": float(last["val_acc"]),
+             "test_acc": float(last["test_acc"])})
+    for variant, runs in table.items():
+        errs = [100 * (1 - r["test_acc"]) for r in runs]
+        print(f"{variant:<22} test error {statistics.mean(errs):.2f}% (seeds: "
+              + ", ".join(f"{r['seed']}: {100 * (1 - r['test_acc']):.2f}% after {r['epochs']} "
+                          f"epochs" for r in runs) + ")")
+    return table
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="model and data seeds")
@@ -69,7 +93,12 @@ def main(argv=None) -> dict:
                     help="which learners")
     ap.add_argument("--workers", type=int, default=2, help="processes")
     ap.add_argument("--out", default=str(ROOT / "results" / "lenet_fashion"), help="output folder")
+    ap.add_argument("--summarize", action="store_true",
+                    help="only tabulate the run directories under --out (their last finished "
+                         "epoch), e.g. of runs still going")
     args = ap.parse_args(argv)
+    if args.summarize:
+        return summarize(Path(args.out))
     jobs = [dict(variant=v, seed=s, epochs=args.epochs, lr=args.lr, train_size=args.train_size,
                  pretrain=args.pretrain, out=args.out) for s in args.seeds for v in args.variants]
     with ProcessPoolExecutor(args.workers) as pool:
