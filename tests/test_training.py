@@ -155,10 +155,11 @@ def test_shipped_configs_are_valid():
     from pathlib import Path
 
     configs = sorted((Path(__file__).parents[1] / "experiments" / "configs").glob("*.toml"))
-    assert len(configs) == 4
+    assert len(configs) == 6
     for p in configs:
         cfg = TrainConfig.load(p)
-        assert cfg.model.sizes[0] == 784 and cfg.model.sizes[-1] == 10
+        n_in = 3072 if cfg.train.dataset == "cifar10" else 784  # images flattened
+        assert cfg.model.sizes[0] == n_in and cfg.model.sizes[-1] == 10
 
 
 def test_probe_size_zero_skips_the_angle(tmp_path):

@@ -13,7 +13,7 @@ from ghostnet.network.network import GhostNetwork
 
 def random_batch(config: ModelConfig, batch: int, rng: np.random.Generator):
     """Inputs uniform in [0, 1) and one-hot targets of random classes."""
-    x = rng.uniform(0.0, 1.0, size=(batch, config.sizes[0]))
+    x = rng.uniform(0.0, 1.0, size=(batch, config.sizes[0]))  # images flattened
     y = np.zeros((batch, config.sizes[-1]))
     y[np.arange(batch), rng.integers(0, config.sizes[-1], size=batch)] = 1.0
     return x.astype(config.dtype), y.astype(config.dtype)
@@ -49,7 +49,7 @@ def gradcheck(config: ModelConfig, batch: int = 16, net: GhostNetwork | None = N
         row = {"layer": r["layer"], "angle_deg": r["angle_deg"], "norm_ratio": r["norm_ratio"],
                "angle_backprop_deg": b["angle_deg"], "norm_ratio_backprop": b["norm_ratio"]}
         if i < len(fc.t) - 1:
-            fb_in = fc.r[i + 1] @ net.params.B[i].T
+            fb_in = net.engine.feedback_input(net.params, i, fc.r[i + 1])
             row["cancel_residual"] = float(np.linalg.norm(fc.t[i]) / max(np.linalg.norm(fb_in), 1e-300))
         else:
             row["cancel_residual"] = None

@@ -44,7 +44,54 @@ def _tensors(params: Params, dtype):
     return W, b, B
 
 
+def _layer_map(config: ModelConfig, i: int, r, K):
+    """Layer i+1's forward map with kernel (or matrix) ``K``, written from docs/torch_engine.md:
+    ``conv2d`` then ``avg_pool2d``, or a matrix product on the flattened input."""
+    F = torch.nn.functional
+    if config.is_conv(i):
+        s = config.layers[i]
+        z = F.conv2d(r, K, padding=s["padding"])
+        return F.avg_pool2d(z, s["pool"]) if s["pool"] > 1 else z
+    return r.reshape(r.shape[0], -1) @ K.T
+
+
+def _layer_gradients(config: ModelConfig, params: Params, x, y, feedback_alignment: bool,
+                     device=None):
+    """Backprop (or feedback alignment) for a ``layers`` network by torch.autograd. Feedback
+    alignment: layer l+1's output depends on its input through ``A_{l+1}(B_l)`` for the backward
+    pass only (``A(W) r.detach() + A(B) r - (A(B) r).detach()``), so autograd sends the error back
+    through the feedback kernel's transpose map and takes W's gradient as usual."""
+    dtype = torch.float64 if config.dtype == "float64" else torch.float32
+    f = TORCH_PHI[config.transfer]
+    W = [torch.tensor(w, dtype=dtype, device=device, requires_grad=True) for w in params.W]
+    b = [torch.tensor(c, dtype=dtype, device=device, requires_grad=True) for c in params.b]
+    B = [torch.tensor(np.asarray(m), dtype=dtype, device=device) for m in params.B]
+    r = torch.tensor(np.asarray(x), dtype=dtype, device=device)
+    r = r.reshape(r.shape[0], *config.shapes[0])
+    for i in range(len(W)):
+        bias = b[i].view(1, -1, 1, 1) if config.is_conv(i) else b[i]
+        if feedback_alignment and i > 0:
+            K = B[i - 1] if config.is_conv(i) else B[i - 1].T
+            fb = _layer_map(config, i, r, K)
+            a = _layer_map(config, i, r.detach(), W[i]) + fb - fb.detach() + bias
+        else:
+            a = _layer_map(config, i, r, W[i]) + bias
+        r = f(a)
+    target = torch.tensor(np.asarray(y), dtype=dtype, device=device)
+    cost = 0.5 * ((target - r) ** 2).sum(dim=1).mean()
+    cost.backward()
+    return ([w.grad.cpu().numpy() for w in W], [c.grad.cpu().numpy() for c in b],
+            float(cost.detach()))
+
+
 def _gradients(config: ModelConfig, params: Params, x, y, feedback_alignment: bool):
+    if config.layers:
+        device = None
+        if config.engine == "torch":  # on the engine's device
+            from ghostnet.engines.torch import resolve_device
+
+            device = resolve_device(config.device)
+        return _layer_gradients(config, params, x, y, feedback_alignment, device)
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
     f = TORCH_PHI[config.transfer]
     W, b, B = _tensors(params, dtype)

@@ -19,7 +19,12 @@ def add(sub) -> None:
         "targets); per layer the angle and norm ratio between the network's local update and the\n"
         "reference: backprop by torch.autograd, or feedback alignment for random feedback\n"
         "(docs/model.md, the error-propagation property).",
-        "ghostnet gradcheck --sizes 20,30,25,15,5 --beta 1e-3 --mode dynamics --batch 16")
+        "ghostnet gradcheck --sizes 20,30,25,15,5 --beta 1e-3 --mode dynamics --batch 16\n"
+        "ghostnet gradcheck --config lenet.toml --batch 8")
+    p.add_argument("--config", metavar="MODEL.toml",
+                   help="take the model from this TOML file's [model] section (any network, e.g. "
+                        "a convolutional one on the torch engine); the model options below are "
+                        "then ignored, --batch, --pretrain and --json still apply")
     p.add_argument("--sizes", type=sizes, default="20,30,25,15,5", help="layer sizes, input first")
     p.add_argument("--beta", type=float, default=1e-3, help="nudging strength")
     p.add_argument("--feedback", choices=FEEDBACKS, default="symmetric", help="feedback weights B")
@@ -49,21 +54,32 @@ def add(sub) -> None:
 
 
 def run(args) -> int:
-    from ghostnet.checks.gradcheck import gradcheck
-
     if args.batch < 1:
         raise ConfigError("batch", f"must be >= 1, got {args.batch}")
-    cfg = ModelConfig(
-        sizes=args.sizes, beta=args.beta, feedback=args.feedback, mechanism=args.mechanism,
-        mode=args.mode, transfer=args.transfer, cost=args.cost, seed=args.seed, dtype=args.dtype,
-        method=args.method, dt=args.dt, settle=args.settle, tol=args.tol, steps=args.steps,
-        max_steps=args.max_steps, baseline=args.baseline,
-    )
+    if args.config is not None:
+        cfg = ModelConfig.load(args.config)
+    else:
+        cfg = _from_flags(args)
     net = None
     pretrain_info = None
     if not (args.pretrain_noise >= 0 and math.isfinite(args.pretrain_noise)):
         raise ConfigError("pretrain-noise", f"must be a finite standard deviation >= 0, got "
                                             f"{args.pretrain_noise}")
+    return _run(args, cfg, net, pretrain_info)
+
+
+def _from_flags(args) -> ModelConfig:
+    return ModelConfig(
+        sizes=args.sizes, beta=args.beta, feedback=args.feedback, mechanism=args.mechanism,
+        mode=args.mode, transfer=args.transfer, cost=args.cost, seed=args.seed, dtype=args.dtype,
+        method=args.method, dt=args.dt, settle=args.settle, tol=args.tol, steps=args.steps,
+        max_steps=args.max_steps, baseline=args.baseline,
+    )
+
+
+def _run(args, cfg, net, pretrain_info) -> int:
+    from ghostnet.checks.gradcheck import gradcheck
+
     if args.pretrain_noise and not args.pretrain:
         raise ConfigError("pretrain-noise", "needs --pretrain N (samples of ghost pre-training)")
     if args.pretrain:
@@ -82,7 +98,9 @@ def run(args) -> int:
         print(dumps(out))
         return 0
     s = out["settings"]
-    print(f"ghostnet gradcheck: sizes {s['sizes']}, {s['transfer']}, mechanism {s['mechanism']}, "
+    net_desc = (f"layers {_layers_text(s)} on input {s['input']}, engine {s['engine']}"
+                if s.get("layers") else f"sizes {s['sizes']}")
+    print(f"ghostnet gradcheck: {net_desc}, {s['transfer']}, mechanism {s['mechanism']}, "
           f"feedback {s['feedback']}, mode {s['mode']}, cost {s['cost']}, beta {s['beta']:g}, "
           f"batch {s['batch']}, {s['dtype']}")
     ph = out["phases"]
@@ -102,3 +120,14 @@ def run(args) -> int:
         line += f"  {res:>15.3e}" if res is not None else f"  {'(output)':>15}"
         print(line)
     return 0
+
+
+def _layers_text(s) -> str:
+    parts = []
+    for spec in s["layers"]:
+        if spec["type"] == "dense":
+            parts.append(f"dense {spec['units']}")
+        else:
+            parts.append(f"conv {spec['channels']}x{spec['kernel']}x{spec['kernel']}"
+                         + (f" pool {spec['pool']}" if spec["pool"] > 1 else ""))
+    return "[" + ", ".join(parts) + "]"

@@ -26,6 +26,7 @@ import numpy as np
 
 from ghostnet.model.config import ConfigError, ModelConfig
 from ghostnet.model.params import Params
+from ghostnet.model.plasticity import Update, end_of_phase
 from ghostnet.model.state import Currents, PhaseResult, Recording, State, currents
 
 HANDED = ("t", "r", "g", "e")
@@ -71,6 +72,38 @@ class Engine(ABC):
     def hands_over(self) -> bool:
         """Whether :meth:`settle` fills ``keep`` (then the network passes it dicts)."""
         return False
+
+    # ---- the layers' maps, for learning and checks (dense numpy versions here) ----------------
+    def weight_update(self, e: list[np.ndarray], pre: list[np.ndarray], beta: float,
+                      e_free: list[np.ndarray] | None = None) -> Update:
+        """The end-of-phase update of docs/model.md §4 from the errors ``e``, the pre-synaptic
+        rates ``pre`` (the input first) and the free phase's errors (the baseline)."""
+        return end_of_phase(self.config, e, pre, beta, e_free)
+
+    def ghost_update(self, params: Params, cur: Currents):
+        """The learned ghosts' updates of docs/model.md §5 before their learning rates, batch
+        means: lists ``(dG, dc, dH)`` shaped like ``G``, ``c``, ``H``."""
+        n = cur.r[0].shape[0]
+        dG, dc, dH = [], [], []
+        for i in range(len(params.G)):
+            pred_err = cur.r[i + 1] - cur.ghost_rate[i]  # partner's rate minus the ghost's
+            dG.append((pred_err.T @ cur.r[i]) / n)
+            dc.append(pred_err.mean(axis=0))
+            dH.append((cur.t[i].T @ cur.ghost_rate[i]) / n)
+        return dG, dc, dH
+
+    def feedback_input(self, params: Params, i: int, r_above: np.ndarray) -> np.ndarray:
+        """The feedback ``B r_{i+2}`` into hidden layer i+1 (what the ghosts cancel)."""
+        return r_above @ params.B[i].T
+
+    def feedforward(self, params: Params, x: np.ndarray) -> np.ndarray:
+        """The feedforward network's prediction (batch x n_L): the output rates, or the softmax
+        probabilities with ``cost = 'cross_entropy'``."""
+        from ghostnet.engines.numba_equilibrium import forward
+        from ghostnet.model.state import prediction
+
+        return prediction(self.config,
+                          forward(self.config, params, np.asarray(x, self.config.dtype))[-1])
 
 
 def available() -> list[str]:

@@ -14,7 +14,8 @@ Sources, in the order they are tried by :func:`load`:
 
 Everything is checked before use; a problem raises :class:`DataError` saying which file, what is
 wrong, where it looked and how to get the data. Images are returned flattened, as float32 in
-[0, 1]; labels as int64.
+[0, 1]; labels as int64. CIFAR-10's colour images (N x 32 x 32 x 3 from torchvision, or already
+N x 3 x 32 x 32) are flattened channels first, the order of an ``input = [3, 32, 32]`` network.
 """
 from __future__ import annotations
 
@@ -252,6 +253,8 @@ def _check(name: str, arrays: dict, where: str) -> Dataset:
         if len(y) and (y.min() < 0 or y.max() >= n_classes):
             raise DataError(f"{name} ({where}): y_{split} labels must lie in 0..{n_classes - 1}, "
                             f"found {y.min()}..{y.max()}")
+        if name == "cifar10" and x.ndim == 4 and x.shape[1:] == (32, 32, 3):
+            x = x.transpose(0, 3, 1, 2)  # channels first, as a [3, 32, 32] input expects
         x = x.reshape(len(x), -1)
         if np.issubdtype(x.dtype, np.integer):
             lo, hi = int(x.min()), int(x.max())

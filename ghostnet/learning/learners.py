@@ -86,6 +86,14 @@ class Learner:
     def downhill(self, x, y) -> tuple[Update, float]:
         """Backprop or feedback alignment: minus the (pseudo-)gradient of the batch cost, and
         the cost."""
+        m = self.cfg.model
+        if m.layers or m.engine != "numba":  # general layers: the references' autograd path
+            from ghostnet.checks import reference
+
+            grads = (reference.backprop_gradients if self.cfg.train.learner == "backprop"
+                     else reference.feedback_alignment_gradients)
+            gW, gb, cost = grads(m, self.params, x, y)
+            return Update([-g for g in gW], [-g for g in gb], []), float(cost)
         if self._torch is None or not self._torch.fits(self.params):
             self._torch = _TorchGradients(self.cfg, self.params)
         return self._torch(x, y)
@@ -93,11 +101,7 @@ class Learner:
     def predict(self, x):
         if self.cfg.train.learner == "ghost":
             return self.net.predict(x)
-        from ghostnet.engines.numba_equilibrium import forward
-        from ghostnet.model.state import prediction
-
-        m = self.cfg.model
-        return prediction(m, forward(m, self.params, np.asarray(x, m.dtype))[-1])
+        return self.net.engine.feedforward(self.params, np.asarray(x, self.cfg.model.dtype))
 
 
 class _TorchGradients:

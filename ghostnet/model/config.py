@@ -26,6 +26,8 @@ FEEDBACKS = ("symmetric", "random", "plastic")
 OUTPUTS = ("nudge", "clamp")
 COSTS = ("mse", "cross_entropy")
 DTYPES = ("float64", "float32")
+DEVICES = ("auto", "cpu", "cuda")
+LAYER_TYPES = ("conv", "dense")
 
 # Largest slope of each transfer function: the stiffest the nudging term can make the output layer.
 MAX_SLOPE = {"logistic": 0.25, "tanh": 1.0, "softplus": 1.0, "relu": 1.0}
@@ -82,7 +84,20 @@ class ModelConfig:
     """'dynamics' integrates the ODEs; 'equilibrium' computes the fixed points directly (§8)."""
     engine: str = "numba"
     """Which engine runs the phases: a module of :mod:`ghostnet.engines` ('numba': numpy arrays,
-    Numba kernels, CPU)."""
+    Numba kernels, CPU, dense networks; 'torch': torch tensors on the CPU or a CUDA device, dense
+    and convolutional networks)."""
+    device: str = "auto"
+    """Engine 'torch': where the tensors live: 'cpu', 'cuda', or 'auto' (CUDA when torch sees a
+    device, else the CPU)."""
+    input: list[int] = field(default_factory=list)
+    """Shape of one input sample for a ``layers`` network: [C, H, W] for images, [n] for vectors
+    (empty: a ``sizes`` network)."""
+    layers: list[dict] = field(default_factory=list)
+    """The weight layers of a general network, input side first (docs/torch_engine.md):
+    ``{type = "conv", channels, kernel, padding = 0, pool = 1}`` (2-D convolution, stride 1,
+    then ``pool`` x ``pool`` average pooling) or ``{type = "dense", units}``. Empty: the dense
+    network of ``sizes``. When set, ``sizes`` is derived: the flattened sizes of the input and of
+    every layer's output. Needs engine = 'torch'; the last layer must be dense."""
     eq_tol: float = 1e-12
     """Equilibrium mode: stop the fixed-point iteration when the largest change is below this."""
     eq_max_iter: int = 500
@@ -119,6 +134,9 @@ class ModelConfig:
     # ---- validation -------------------------------------------------------------------------
     def validate(self) -> "ModelConfig":
         """Check every field; raise :class:`ConfigError` on the first invalid one."""
+        _choice("device", self.device, DEVICES)
+        if self.layers or self.input:
+            self.input, self.layers, self.sizes = _check_layers(self.input, self.layers)
         sizes = self.sizes
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
             raise ConfigError("sizes", f"must be a list of positive integers, got {sizes!r}")
@@ -142,6 +160,12 @@ class ModelConfig:
         _choice("mode", self.mode, MODES)
         if not isinstance(self.engine, str) or not self.engine.isidentifier():
             raise ConfigError("engine", f"must name an engine module, e.g. 'numba', got {self.engine!r}")
+        if self.layers and self.engine == "numba":
+            raise ConfigError("engine", "the Numba engine runs dense `sizes` networks only; a "
+                                        "`layers` network needs engine = 'torch'")
+        if self.engine == "torch" and self.cost == "cross_entropy":
+            raise ConfigError("cost", "the torch engine implements the squared error only; "
+                                      "cross_entropy runs on engine = 'numba' (dense networks)")
         _choice("mechanism", self.mechanism, MECHANISMS)
         _choice("feedback", self.feedback, FEEDBACKS)
         _choice("dtype", self.dtype, DTYPES)
@@ -215,6 +239,18 @@ class ModelConfig:
         transfer of the layer it predicts, so 'identity' for the last one with cross-entropy."""
         return self.rate_transfer(i + 1)
 
+    @property
+    def shapes(self) -> list[tuple[int, ...]]:
+        """Per-sample shapes of the input and of every layer's output: ``(n,)`` for a dense
+        layer, ``(C, H, W)`` for a convolutional one (a ``sizes`` network: all ``(n,)``)."""
+        if not self.layers:
+            return [(n,) for n in self.sizes]
+        return _layer_shapes(self.input, self.layers)
+
+    def is_conv(self, i: int) -> bool:
+        """Whether weight layer ``i + 1`` (Python index ``i``) is convolutional."""
+        return bool(self.layers) and self.layers[i]["type"] == "conv"
+
     def replace(self, **changes: Any) -> "ModelConfig":
         """A validated copy with some fields changed."""
         return dataclasses.replace(self, **changes)
@@ -287,6 +323,86 @@ def _positive(name: str, value: Any) -> None:
     _number(name, value)
     if value <= 0:
         raise ConfigError(name, f"must be > 0, got {value!r}")
+
+
+_LAYER_KEYS = {"conv": {"type", "channels", "kernel", "padding", "pool"},
+               "dense": {"type", "units"}}
+
+
+def _layer_shapes(input_shape, layers) -> list[tuple[int, ...]]:
+    shapes = [tuple(input_shape)]
+    for spec in layers:
+        if spec["type"] == "dense":
+            shapes.append((spec["units"],))
+        else:
+            _c, h, w = shapes[-1]
+            k, pad, pool = spec["kernel"], spec["padding"], spec["pool"]
+            shapes.append((spec["channels"], (h + 2 * pad - k + 1) // pool,
+                           (w + 2 * pad - k + 1) // pool))
+    return shapes
+
+
+def _check_layers(input_shape, layers):
+    """Validate ``input`` and ``layers`` (shapes must chain); returns them normalised (every conv
+    layer with its padding and pool) and the derived flattened ``sizes``."""
+    if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__iter__"):
+        raise ConfigError("input", f"must be a list of positive integers, got {input_shape!r}")
+    input_shape = list(input_shape)
+    if len(input_shape) not in (1, 3) or any(
+            isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1 for s in input_shape):
+        raise ConfigError("input", "must be [C, H, W] (images) or [n] (vectors) of integers >= 1, "
+                                   f"got {input_shape!r}")
+    input_shape = [int(s) for s in input_shape]
+    if isinstance(layers, (str, bytes, dict)) or not hasattr(layers, "__iter__") or not list(layers):
+        raise ConfigError("layers", f"must be a non-empty list of layer tables, got {layers!r}")
+    out = []
+    shape = tuple(input_shape)
+    for k, spec in enumerate(list(layers), start=1):
+        where = f"layers[{k}]"
+        if not isinstance(spec, dict) or spec.get("type") not in LAYER_TYPES:
+            raise ConfigError("layers", f"{where}: must be a table with type = 'conv' or 'dense', "
+                                        f"got {spec!r}")
+        kind = spec["type"]
+        extra = sorted(set(spec) - _LAYER_KEYS[kind])
+        if extra:
+            raise ConfigError("layers", f"{where} ({kind}): unknown key {extra[0]!r}; allowed: "
+                                        f"{', '.join(sorted(_LAYER_KEYS[kind]))}")
+        spec = dict(spec)
+        if kind == "conv":
+            spec.setdefault("padding", 0)
+            spec.setdefault("pool", 1)
+            for key, low in (("channels", 1), ("kernel", 1), ("padding", 0), ("pool", 1)):
+                v = spec.get(key)
+                if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+                    raise ConfigError("layers", f"{where} (conv): {key} must be an integer >= "
+                                                f"{low}, got {v!r}")
+                spec[key] = int(v)
+            if len(shape) != 3:
+                raise ConfigError("layers", f"{where} (conv): needs an image input [C, H, W]; it "
+                                            f"follows a dense layer or vector input of shape "
+                                            f"{list(shape)}")
+            h, w = (s + 2 * spec["padding"] - spec["kernel"] + 1 for s in shape[1:])
+            if h < 1 or w < 1:
+                raise ConfigError("layers", f"{where} (conv): kernel {spec['kernel']} with padding "
+                                            f"{spec['padding']} does not fit its input "
+                                            f"{list(shape)}")
+            if h % spec["pool"] or w % spec["pool"]:
+                raise ConfigError("layers", f"{where} (conv): pool {spec['pool']} must divide the "
+                                            f"convolution's output {h} x {w}")
+            shape = (spec["channels"], h // spec["pool"], w // spec["pool"])
+        else:
+            v = spec.get("units")
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+                raise ConfigError("layers", f"{where} (dense): units must be an integer >= 1, "
+                                            f"got {v!r}")
+            spec["units"] = int(v)
+            shape = (spec["units"],)
+        out.append(spec)
+    if out[-1]["type"] != "dense":
+        raise ConfigError("layers", f"layers[{len(out)}]: the output layer must be dense (the "
+                                    "target is a vector)")
+    sizes = [math.prod(s) for s in _layer_shapes(input_shape, out)]
+    return input_shape, out, sizes
 
 
 def _positive_int(name: str, value: Any) -> None:

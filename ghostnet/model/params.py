@@ -7,6 +7,12 @@ Indexing: Python index ``i`` is layer ``l = i + 1``.
 - ``G[i]`` (n_{i+2} x n_{i+1}), ``c[i]`` (n_{i+2}): ghost input weights and bias of hidden layer i+1;
 - ``H[i]`` (n_{i+1} x n_{i+2}): ghost inhibition onto hidden layer i+1.
 
+A convolutional layer i+1 (``config.layers``) has a kernel ``W[i]`` (C_out x C_in x k x k) and one
+bias per output channel ``b[i]`` (C_out); the feedback into the layer below it, ``B[i-1]``, and
+the inhibition ``H[i-1]`` are then kernels of ``W[i]``'s shape whose *transpose* map (a transposed
+convolution) carries layer i+1's activity down; ``G[i-1]``, ``c[i-1]`` are shaped like ``W[i]``,
+``b[i]`` (docs/torch_engine.md). Symmetric feedback ties ``B[i-1]`` to ``W[i]`` itself.
+
 Initialisation (documented in README): forward weights Glorot-uniform,
 ``W ~ U(-s, s)``, ``s = init_gain * sqrt(6 / (n_in + n_out))``, biases zero. Feedback: ``B = W^T``
 (symmetric) or an independent Glorot-uniform draw (random, and the start of plastic). Ghosts: a copy of the
@@ -49,21 +55,39 @@ class Params:
         dt = np.dtype(config.dtype)
         n = config.sizes
         L = len(n) - 1
+        kernels = [_kernel_shape(config, i) for i in range(L)]
 
         def glorot(rows: int, cols: int) -> np.ndarray:
             s = config.init_gain * np.sqrt(6.0 / (rows + cols))
             return rng.uniform(-s, s, size=(rows, cols)).astype(dt)
 
-        W = [glorot(n[i + 1], n[i]) for i in range(L)]
-        b = [np.zeros(n[i + 1], dtype=dt) for i in range(L)]
+        def weight(i: int) -> np.ndarray:  # layer i+1's forward weights: a matrix or a kernel
+            shape = kernels[i]
+            if len(shape) == 2:
+                return glorot(*shape)
+            field = shape[2] * shape[3]  # conv: Glorot on fan-in C_in k^2 and fan-out C_out k^2
+            s = config.init_gain * np.sqrt(6.0 / ((shape[0] + shape[1]) * field))
+            return rng.uniform(-s, s, size=shape).astype(dt)
+
+        def feedback(i: int) -> np.ndarray:  # into layer i+1: W_{i+2}^T's shape, or its kernel
+            return weight(i + 1) if config.is_conv(i + 1) else glorot(n[i + 1], n[i + 2])
+
+        def mirror(w: np.ndarray, i: int) -> np.ndarray:  # B's form of layer i+2's weights
+            return w if config.is_conv(i + 1) else w.T
+
+        def bias(i: int) -> np.ndarray:
+            return np.zeros(kernels[i][0], dtype=dt)
+
+        W = [weight(i) for i in range(L)]
+        b = [bias(i) for i in range(L)]
         if config.feedback in ("random", "plastic"):  # plastic: learns its way to W^T (§6)
-            B = [glorot(n[i + 1], n[i + 2]) for i in range(L - 1)]
+            B = [feedback(i) for i in range(L - 1)]
         else:
-            B = [W[i + 1].T for i in range(L - 1)]  # a view: see tie
+            B = [mirror(W[i + 1], i) for i in range(L - 1)]  # a view: see tie
         if config.mechanism == "learned":
-            G = [glorot(n[i + 2], n[i + 1]) for i in range(L - 1)]
-            c = [np.zeros(n[i + 2], dtype=dt) for i in range(L - 1)]
-            H = [glorot(n[i + 1], n[i + 2]) for i in range(L - 1)]
+            G = [weight(i + 1) for i in range(L - 1)]
+            c = [bias(i + 1) for i in range(L - 1)]
+            H = [feedback(i) for i in range(L - 1)]
         else:
             G = [W[i + 1].copy() for i in range(L - 1)]
             c = [b[i + 1].copy() for i in range(L - 1)]
@@ -97,7 +121,13 @@ class Params:
         L = len(self.W)
         for i in range(L - 1):
             W, B = self.W[i + 1], self.B[i]
-            if config.feedback == "symmetric":
+            if config.is_conv(i + 1):  # a kernel's feedback is the transpose map of a kernel
+                if config.feedback == "symmetric":
+                    if B is not W and _same_values(B, W):
+                        self.B[i] = W
+                elif np.may_share_memory(B, W):
+                    self.B[i] = B.copy()
+            elif config.feedback == "symmetric":
                 if not _is_transpose(B, W) and _same_values(B, W.T):
                     self.B[i] = W.T
             elif np.may_share_memory(B, W):
@@ -127,7 +157,10 @@ class Params:
         """
         L = len(self.W)
         for i in range(L - 1):  # tied arrays (see tie) need no copy
-            if config.feedback == "symmetric" and not _is_transpose(self.B[i], self.W[i + 1]):
+            if config.feedback == "symmetric" and config.is_conv(i + 1):
+                if self.B[i] is not self.W[i + 1]:
+                    self.B[i][...] = self.W[i + 1]
+            elif config.feedback == "symmetric" and not _is_transpose(self.B[i], self.W[i + 1]):
                 self.B[i][...] = self.W[i + 1].T
             if config.mechanism in ("copy", "replicate") and self.H[i] is not self.B[i]:
                 self.H[i][...] = self.B[i]
@@ -141,13 +174,15 @@ class Params:
         """Raise ``ValueError`` unless the shapes and dtypes match ``config``."""
         n = config.sizes
         L = len(n) - 1
+        k = [_kernel_shape(config, i) for i in range(L)]
+        fb = [k[i + 1] if config.is_conv(i + 1) else k[i + 1][::-1] for i in range(L - 1)]
         want = {
-            "W": [(n[i + 1], n[i]) for i in range(L)],
-            "b": [(n[i + 1],) for i in range(L)],
-            "B": [(n[i + 1], n[i + 2]) for i in range(L - 1)],
-            "G": [(n[i + 2], n[i + 1]) for i in range(L - 1)],
-            "c": [(n[i + 2],) for i in range(L - 1)],
-            "H": [(n[i + 1], n[i + 2]) for i in range(L - 1)],
+            "W": k,
+            "b": [(k[i][0],) for i in range(L)],
+            "B": fb,
+            "G": k[1:],
+            "c": [(k[i + 1][0],) for i in range(L - 1)],
+            "H": fb,
         }
         for k, shapes in want.items():
             got = [a.shape for a in getattr(self, k)]
@@ -212,7 +247,8 @@ class Params:
 
     def check_values(self, config: ModelConfig) -> None:
         """Raise ``ValueError`` if an array holds NaN or infinity, or a tie that the
-        configuration defines is broken: symmetric feedback needs ``B_l = W_{l+1}^T``, mechanism
+        configuration defines is broken: symmetric feedback needs ``B_l = W_{l+1}^T`` (``W_{l+1}``
+        for a convolutional layer l+1), mechanism
         copy ``G_l = W_{l+1}``, ``c_l = b_{l+1}``, ``H_l = B_l``, replicate ``H_l = B_l``
         (exactly: :meth:`save` writes them after :meth:`sync`)."""
         for k in NAMES:
@@ -221,7 +257,10 @@ class Params:
                     raise ValueError(f"parameter {k}_{i} holds non-finite values (NaN or infinity)")
         for i in range(len(self.W) - 1):
             pairs = []
-            if config.feedback == "symmetric":
+            if config.feedback == "symmetric" and config.is_conv(i + 1):  # the kernel itself
+                pairs.append((f"B_{i}", self.B[i], f"W_{i + 1}", self.W[i + 1],
+                              "feedback = 'symmetric'"))
+            elif config.feedback == "symmetric":
                 pairs.append((f"B_{i}", self.B[i], f"W_{i + 1}^T", self.W[i + 1].T,
                               "feedback = 'symmetric'"))
             if config.mechanism == "copy":
@@ -235,6 +274,15 @@ class Params:
                     diff = float(np.max(np.abs(a - src)))
                     raise ValueError(f"{name} is not {src_name} (largest difference {diff:.3g}) "
                                      f"although {why} ties them")
+
+
+def _kernel_shape(config: ModelConfig, i: int) -> tuple[int, ...]:
+    """Shape of layer i+1's forward weights: ``(n_{i+1}, n_i)`` for a dense layer (its input
+    flattened), ``(C_out, C_in, k, k)`` for a convolution."""
+    if config.is_conv(i):
+        spec = config.layers[i]
+        return (spec["channels"], config.shapes[i][0], spec["kernel"], spec["kernel"])
+    return (config.sizes[i + 1], config.sizes[i])
 
 
 def _same_values(a: np.ndarray, b: np.ndarray) -> bool:

@@ -23,7 +23,8 @@ class BlowUpError(GhostnetError, FloatingPointError):
 
 @dataclass
 class State:
-    """Potentials of one batch: ``u[i]`` (batch x n_{i+1}), ghosts ``v[i]`` (batch x n_{i+2})."""
+    """Potentials of one batch: ``u[i]`` (batch x n_{i+1}), ghosts ``v[i]`` (batch x n_{i+2});
+    a convolutional layer's are (batch x C x H x W)."""
 
     u: list[np.ndarray]
     v: list[np.ndarray]
@@ -31,11 +32,11 @@ class State:
     @classmethod
     def zeros(cls, config: ModelConfig, batch: int) -> "State":
         dt = np.dtype(config.dtype)
-        n = config.sizes
+        n = config.shapes  # (n,) per dense layer, (C, H, W) per convolutional one
         L = len(n) - 1
         return cls(
-            [np.zeros((batch, n[i + 1]), dt) for i in range(L)],
-            [np.zeros((batch, n[i + 2]), dt) for i in range(L - 1)],
+            [np.zeros((batch, *n[i + 1]), dt) for i in range(L)],
+            [np.zeros((batch, *n[i + 2]), dt) for i in range(L - 1)],
         )
 
     def copy(self) -> "State":

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm.auto import tqdm
 
-from ghostnet.model.state import BlowUpError, State, currents
+from ghostnet.model.state import BlowUpError, State
 from ghostnet.engines.numba_equilibrium import settle
 
 
@@ -33,23 +33,22 @@ def ghost_plasticity(net, state: State, x: np.ndarray, y: np.ndarray | None = No
     cfg, p = net.config, net.params
     if cfg.mechanism != "learned" or (y is not None and cfg.gate_ghosts):
         return
-    cur = currents(cfg, p, state, y, beta if y is not None else 0.0, x=x)
-    n = state.batch
+    cur = net.engine.currents(p, state, y, beta if y is not None else 0.0, x=x)
+    dG, dc, dH = net.engine.ghost_update(p, cur)  # batch means, through the layers' maps
     for i in range(len(p.G)):
-        pred_err = cur.r[i + 1] - cur.ghost_rate[i]  # partner's rate minus the ghost's
-        p.G[i] += (cfg.eta_g / n) * (pred_err.T @ cur.r[i]).astype(p.G[i].dtype, copy=False)
-        p.c[i] += cfg.eta_g * pred_err.mean(axis=0).astype(p.c[i].dtype, copy=False)
-        p.H[i] += (cfg.eta_h / n) * (cur.t[i].T @ cur.ghost_rate[i]).astype(p.H[i].dtype, copy=False)
+        p.G[i] += cfg.eta_g * dG[i].astype(p.G[i].dtype, copy=False)
+        p.c[i] += cfg.eta_g * dc[i].astype(p.c[i].dtype, copy=False)
+        p.H[i] += cfg.eta_h * dH[i].astype(p.H[i].dtype, copy=False)
 
 
 def cancel_residual(net, state: State) -> list[float]:
     """Per hidden layer, the relative cancellation residual ``|t_l| / |B_l r_{l+1}|`` of a
     free-phase state (Frobenius norms over the batch): 0 for perfect cancellation, 1 for none."""
-    cfg, p = net.config, net.params
-    cur = currents(cfg, p, state)
+    p = net.params
+    cur = net.engine.currents(p, state, None, 0.0)
     out = []
     for i in range(len(p.B)):
-        fb = cur.r[i + 1] @ p.B[i].T
+        fb = net.engine.feedback_input(p, i, cur.r[i + 1])
         out.append(float(np.linalg.norm(cur.t[i]) / max(np.linalg.norm(fb), 1e-300)))
     return out
 
@@ -116,9 +115,13 @@ def pretrain(net, inputs: np.ndarray, batch: int = 32, tol: float = 0.05,
                 try:
                     if noisy:
                         state = State.zeros(net.config, len(idx))
-                        settle(net.config, net.params, state, x, noise=[
-                            (noise * rng.standard_normal((len(idx), n))).astype(net.config.dtype)
-                            for n in net.config.sizes[1:]])
+                        currents_ = [(noise * rng.standard_normal((len(idx), *n))).astype(
+                            net.config.dtype) for n in net.config.shapes[1:]]
+                        if net.config.engine == "numba":
+                            settle(net.config, net.params, state, x, noise=currents_)
+                        else:  # an engine of this network's kind, solving for fixed points
+                            solver = type(net.engine)(net.config.replace(mode="equilibrium"))
+                            solver.settle(net.params, state, x, noise=currents_)
                     else:
                         state, _ = net.free_phase(x)
                 except FloatingPointError as exc:

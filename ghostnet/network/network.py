@@ -20,7 +20,7 @@ import numpy as np
 from ghostnet.engines.base import Engine, engine_for
 from ghostnet.model.config import ModelConfig
 from ghostnet.model.params import Params
-from ghostnet.model.plasticity import Update, end_of_phase, scale, sgd_step
+from ghostnet.model.plasticity import Update, scale, sgd_step
 from ghostnet.model.state import Currents, PhaseResult, Recording, State, currents, prediction
 
 
@@ -64,6 +64,8 @@ class GhostNetwork:
         x = np.asarray(x, dtype=cfg.dtype)
         if x.ndim == 1:
             x = x[None, :]
+        if x.ndim > 2 and x.shape[1:] == tuple(cfg.shapes[0]):
+            x = x.reshape(x.shape[0], -1)  # images: flat rows, the engine shapes them
         if x.ndim != 2 or x.shape[1] != cfg.sizes[0]:
             raise ValueError(f"x must have shape (batch, {cfg.sizes[0]}), got {x.shape}")
         if y is not None:
@@ -139,7 +141,7 @@ class GhostNetwork:
         With ``config.baseline`` the error is taken relative to the free phase's."""
         pre = [pair.x] + pair.nudged_currents.r[:-1]
         e_free = pair.free_currents.e if self.config.baseline else None
-        return end_of_phase(self.config, pair.nudged_currents.e, pre, pair.beta, e_free)
+        return self.engine.weight_update(pair.nudged_currents.e, pre, pair.beta, e_free)
 
     def apply(self, update: Update, lr: float | list[float]) -> None:
         """Plain SGD step along ``update`` (in place), then keep derived weights in step."""

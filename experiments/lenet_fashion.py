@@ -1,0 +1,125 @@
+"""Fashion-MNIST on the LeNet-like network of experiments/configs/fashion_lenet.toml (torch engine):
+ghost (copy, symmetric), ghost (copy, random), ghost (learned, symmetric), backprop and feedback
+alignment, each from the same initial weights and data order per seed; 5,000 training images
+held out for validation (the learning rate is chosen on it, never on the test set).
+
+    python experiments/lenet_fashion.py [--seeds 0 1 2] [--epochs 2] [--lr 0.05] [--workers 2]
+                                        [--train-size 0] [--out results/lenet_fashion]
+
+Each run writes its run directory (config.toml, metrics.csv, summary.json) under ``--out``;
+``summary.json`` there collects the final validation and test accuracies per learner and seed
+and their means. Runs go to ``--workers`` processes, each with one thread.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "experiments" / "configs" / "fashion_lenet.toml"
+VARIANTS = {
+    "ghost-copy-symmetric": dict(learner="ghost", mechanism="copy", feedback="symmetric"),
+    "ghost-copy-random": dict(learner="ghost", mechanism="copy", feedback="random"),
+    "ghost-learned": dict(learner="ghost", mechanism="learned", feedback="symmetric"),
+    "backprop": dict(learner="backprop", mechanism="copy", feedback="symmetric"),
+    "fa": dict(learner="fa", mechanism="copy", feedback="random"),
+}
+
+
+def run_one(job: dict) -> dict:
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+    from ghostnet.learning.data import load
+    from ghostnet.learning.settings import TrainConfig
+    from ghostnet.learning.training import train
+
+    base = TrainConfig.load(CONFIG)
+    v = VARIANTS[job["variant"]]
+    model = base.model.replace(mechanism=v["mechanism"], feedback=v["feedback"], seed=job["seed"],
+                               device="cpu")
+    t = dataclasses.replace(base.train, learner=v["learner"], epochs=job["epochs"],
+                            lr=job["lr"], seed=job["seed"],
+                            val_size=5000 if not job["train_size"] else job["train_size"] // 5,
+                            train_size=job["train_size"], probe_size=0,
+                            pretrain=job["pretrain"] if v["mechanism"] == "learned" else 0)
+    out = Path(job["out"]) / f"{job['variant']}-seed{job['seed']}"
+    s = train(TrainConfig(model, t).validate(), out, data=load("fashion-mnist"), progress=False)
+    f = s["final"]
+    return {"variant": job["variant"], "seed": job["seed"], "val_acc": f["val_acc"],
+            "test_acc": f["test_acc"], "seconds": f["seconds"]}
+
+
+def summarize(out: Path) -> dict:
+    """Per variant and seed the last finished epoch's validation and test accuracy (from each run
+    directory's metrics.csv), and the means over seeds."""
+    import csv
+
+    table: dict = {}
+    for run in sorted(out.glob("*-seed*")):
+        rows = list(csv.DictReader(open(run / "metrics.csv"))) if (run / "metrics.csv").exists() \
+            else []
+        if not rows:
+            continue
+        variant, seed = run.name.rsplit("-seed", 1)
+        last = rows[-1]
+        table.setdefault(variant, []).append(
+            {"seed": int(seed), "epochs": int(last["epoch"]), "val_acc": float(last["val_acc"]),
+             "test_acc": float(last["test_acc"])})
+    for variant, runs in table.items():
+        errs = [100 * (1 - r["test_acc"]) for r in runs]
+        print(f"{variant:<22} test error {statistics.mean(errs):.2f}% (seeds: "
+              + ", ".join(f"{r['seed']}: {100 * (1 - r['test_acc']):.2f}% after {r['epochs']} "
+                          f"epochs" for r in runs) + ")")
+    return table
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="model and data seeds")
+    ap.add_argument("--epochs", type=int, default=2, help="epochs of every run")
+    ap.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (all learners)")
+    ap.add_argument("--train-size", type=int, default=0, help="training images (0: all)")
+    ap.add_argument("--pretrain", type=int, default=10000,
+                    help="learned ghosts: samples of pre-training without targets first")
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
+                    help="which learners")
+    ap.add_argument("--workers", type=int, default=2, help="processes")
+    ap.add_argument("--out", default=str(ROOT / "results" / "lenet_fashion"), help="output folder")
+    ap.add_argument("--summarize", action="store_true",
+                    help="only tabulate the run directories under --out (their last finished "
+                         "epoch), e.g. of runs still going")
+    args = ap.parse_args(argv)
+    if args.summarize:
+        return summarize(Path(args.out))
+    jobs = [dict(variant=v, seed=s, epochs=args.epochs, lr=args.lr, train_size=args.train_size,
+                 pretrain=args.pretrain, out=args.out) for s in args.seeds for v in args.variants]
+    with ProcessPoolExecutor(args.workers) as pool:
+        rows = []
+        for row in pool.map(run_one, jobs):
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    summary = {"settings": vars(args), "runs": rows, "mean": {}}
+    for v in args.variants:
+        got = [r for r in rows if r["variant"] == v]
+        summary["mean"][v] = {
+            "test_error_pct": 100 * (1 - statistics.mean(r["test_acc"] for r in got)),
+            "val_error_pct": 100 * (1 - statistics.mean(r["val_acc"] for r in got)),
+            "seeds": len(got)}
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    for v, m in summary["mean"].items():
+        print(f"{v:<22} test error {m['test_error_pct']:.2f}%  (validation {m['val_error_pct']:.2f}%,"
+              f" {m['seeds']} seeds)")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
