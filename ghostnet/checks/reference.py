@@ -1,8 +1,9 @@
 """Independent references: backprop and feedback alignment with torch.autograd, and the dynamics
 integrated by scipy's solve_ivp. They share no code with the kernels or the plasticity.
 
-Cost: ``C = mean over the batch of 0.5 |y - r_L|^2`` with ``r_L`` the feedforward output, the cost
-the network's updates approximate (docs/model.md §3, property 2).
+Cost: ``C = mean over the batch of 0.5 |y - r_L|^2`` with ``r_L`` the feedforward output (with
+``cost = 'cross_entropy'``, of ``-sum y log softmax(a_L)``), the cost the network's updates
+approximate (docs/model.md §3, property 2).
 """
 from __future__ import annotations
 
@@ -42,6 +43,14 @@ def _tensors(params: Params, dtype):
     return W, b, B
 
 
+def _cost(config: ModelConfig, a, r, target):
+    """The batch mean of ``0.5 |y - phi(a_L)|^2`` (cost 'mse') or of ``-sum y log softmax(a_L)``
+    (cost 'cross_entropy')."""
+    if config.cost == "cross_entropy":
+        return -(target * torch.log_softmax(a, dim=1)).sum(dim=1).mean()
+    return 0.5 * ((target - r) ** 2).sum(dim=1).mean()
+
+
 def _layer_map(config: ModelConfig, i: int, r, K):
     """Layer i+1's forward map with kernel (or matrix) ``K``, written from docs/torch_engine.md:
     ``conv2d`` then ``avg_pool2d``, or a matrix product on the flattened input."""
@@ -76,7 +85,7 @@ def _layer_gradients(config: ModelConfig, params: Params, x, y, feedback_alignme
             a = _layer_map(config, i, r, W[i]) + bias
         r = f(a)
     target = torch.tensor(np.asarray(y), dtype=dtype, device=device)
-    cost = 0.5 * ((target - r) ** 2).sum(dim=1).mean()
+    cost = _cost(config, a, r, target)
     cost.backward()
     return ([w.grad.cpu().numpy() for w in W], [c.grad.cpu().numpy() for c in b],
             float(cost.detach()))
@@ -101,7 +110,7 @@ def _gradients(config: ModelConfig, params: Params, x, y, feedback_alignment: bo
             a = r @ W[i].T + b[i]
         r = f(a)
     target = torch.tensor(np.asarray(y), dtype=dtype)
-    cost = 0.5 * ((target - r) ** 2).sum(dim=1).mean()
+    cost = _cost(config, a, r, target)
     cost.backward()
     return [w.grad.numpy() for w in W], [c.grad.numpy() for c in b], float(cost.detach())
 

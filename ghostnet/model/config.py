@@ -24,6 +24,7 @@ MODES = ("dynamics", "equilibrium")
 MECHANISMS = ("copy", "learned", "replicate")
 FEEDBACKS = ("symmetric", "random", "plastic")
 OUTPUTS = ("nudge", "clamp")
+COSTS = ("mse", "cross_entropy")
 DTYPES = ("float64", "float32")
 DEVICES = ("auto", "cpu", "cuda")
 LAYER_TYPES = ("conv", "dense")
@@ -62,6 +63,11 @@ class ModelConfig:
     beta: float = 0.01
     """Nudging strength of the target in the nudged phase (>= 0)."""
     output: str = "nudge"
+    cost: str = "mse"
+    """'mse': the output's rate is phi(u_L) and the cost 0.5 |y - r_L|^2; 'cross_entropy': the
+    prediction is p_L = softmax(u_L), the nudge beta (y - p_L), the cost -sum y log p_L; the output
+    is then linear to the feedback pathway (rate u_L, error u_L - a_L) and so are the ghosts of the
+    last hidden layer (engine 'torch'; docs/torch_engine.md)."""
     """'nudge': beta (y - r_L) drives the output; 'clamp': u_L held at phi^-1(y) (beta -> inf)."""
     dt: float = 0.1
     """Integration step."""
@@ -142,6 +148,12 @@ class ModelConfig:
 
         _choice("transfer", self.transfer, TRANSFERS)
         _choice("output", self.output, OUTPUTS)
+        _choice("cost", self.cost, COSTS)
+        if self.cost == "cross_entropy" and self.engine == "numba":
+            raise ConfigError("cost", "cross_entropy runs on engine = 'torch' (the Numba engine "
+                                      "computes the mse output)")
+        if self.cost == "cross_entropy" and self.output == "clamp":
+            raise ConfigError("cost", "cross_entropy nudges the output: it needs output = 'nudge'")
         _choice("method", self.method, METHODS)
         _choice("settle", self.settle, SETTLE_RULES)
         _choice("mode", self.mode, MODES)
@@ -189,7 +201,8 @@ class ModelConfig:
         This is a necessary bound: the recurrent coupling can still destabilise a run, which the
         integrator detects at run time (:class:`ghostnet.model.state.BlowUpError`).
         """
-        k = 0.0 if self.output == "clamp" else self.beta * MAX_SLOPE[self.transfer]
+        slope = 0.5 if self.cost == "cross_entropy" else MAX_SLOPE[self.transfer]  # softmax: 1/2
+        k = 0.0 if self.output == "clamp" else self.beta * slope
         if self.method == "euler":
             return min(2.0 * self.tau / (1.0 + k), 2.0 * self.tau_g)
         if k < 1.0:

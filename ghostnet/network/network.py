@@ -125,9 +125,13 @@ class GhostNetwork:
         return PhasePair(x, y, beta, free, nudged, fres, nres, fcur, ncur)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Output rates without target (batch x n_L)."""
+        """Output rates without target (batch x n_L); with cost 'cross_entropy' the softmax of the
+        output's potentials."""
         x, _ = self._inputs(x)
         state, _ = self.free_phase(x)
+        if self.config.cost == "cross_entropy":  # p_L = softmax(u_L)
+            z = np.exp(state.u[-1] - state.u[-1].max(axis=1, keepdims=True))
+            return z / z.sum(axis=1, keepdims=True)
         return phi(state.u[-1], self.config.transfer)
 
     # ---- learning ---------------------------------------------------------------------------
