@@ -44,7 +44,7 @@ def run_one(job: dict) -> dict:
     base = TrainConfig.load(CONFIG)
     v = VARIANTS[job["variant"]]
     model = base.model.replace(mechanism=v["mechanism"], feedback=v["feedback"], seed=job["seed"],
-                               device="cpu")
+                               device="cpu", eq_max_iter=job["eq_max_iter"] or base.model.eq_max_iter)
     t = dataclasses.replace(base.train, learner=v["learner"], epochs=job["epochs"],
                             lr=job["lr"], seed=job["seed"],
                             val_size=5000 if not job["train_size"] else job["train_size"] // 5,
@@ -92,6 +92,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
                     help="which learners")
     ap.add_argument("--workers", type=int, default=2, help="processes")
+    ap.add_argument("--eq-max-iter", type=int, default=0,
+                    help="ghost learners: at most this many down passes of the nudged phase (1: "
+                         "first order in beta, docs/model.md §8); 0: the configuration's")
     ap.add_argument("--out", default=str(ROOT / "results" / "lenet_fashion"), help="output folder")
     ap.add_argument("--summarize", action="store_true",
                     help="only tabulate the run directories under --out (their last finished "
@@ -100,7 +103,7 @@ def main(argv=None) -> dict:
     if args.summarize:
         return summarize(Path(args.out))
     jobs = [dict(variant=v, seed=s, epochs=args.epochs, lr=args.lr, train_size=args.train_size,
-                 pretrain=args.pretrain, out=args.out) for s in args.seeds for v in args.variants]
+                 pretrain=args.pretrain, out=args.out, eq_max_iter=args.eq_max_iter) for s in args.seeds for v in args.variants]
     with ProcessPoolExecutor(args.workers) as pool:
         rows = []
         for row in pool.map(run_one, jobs):

@@ -116,10 +116,13 @@ def test_conv_initialisation_is_glorot_on_fan_in_and_fan_out():
 @pytest.mark.parametrize("mode", ["equilibrium", "dynamics"])
 @pytest.mark.parametrize("mechanism", ["copy", "replicate", "learned"])
 @pytest.mark.parametrize("feedback", ["symmetric", "random", "plastic"])
-def test_dense_agrees_with_numba(mode, mechanism, feedback):
+@pytest.mark.parametrize("cost", ["mse", "cross_entropy"])
+def test_dense_agrees_with_numba(mode, mechanism, feedback, cost):
+    """The two engines were written independently (the cross-entropy output too): states,
+    updates and weights after two training steps agree to 1e-9."""
     kw = dict(sizes=[12, 9, 7, 5], beta=0.05, mode=mode, mechanism=mechanism, feedback=feedback,
               settle="fixed", steps=25, seed=3, method="euler" if mechanism == "replicate"
-              else "expeuler", dt=0.2)
+              else "expeuler", dt=0.2, cost=cost)
     numba_cfg = ModelConfig(**kw)
     torch_cfg = ModelConfig(**kw, engine="torch", device="cpu")
     p = Params.init(numba_cfg)
@@ -353,3 +356,55 @@ def test_cifar_images_are_flattened_channels_first(tmp_path):
     d = load("cifar10", tmp_path / "c.npz")
     np.testing.assert_array_equal(d.x_train[1].reshape(3, 32, 32),
                                   hwc[1].transpose(2, 0, 1) / np.float32(255))
+
+
+@pytest.mark.parametrize("mode", ["equilibrium", "dynamics"])
+@pytest.mark.parametrize("feedback", ["symmetric", "random"])
+def test_cross_entropy_output_update_matches_autograd(mode, feedback):
+    """cost = 'cross_entropy': nudge beta (y - softmax(u_L)), a linear output to the feedback
+    pathway and linear ghosts below it; the update tends to backprop's (or feedback alignment's)
+    gradient of the cross-entropy of softmax(a_L)."""
+    cfg = conv_config(mode=mode, feedback=feedback, cost="cross_entropy")
+    net = GhostNetwork(cfg)
+    x, y = batch(cfg, 5)
+    pair = net.phases(x, y)
+    upd = net.update(pair)
+    ref = feedback_alignment_gradients if feedback == "random" else backprop_gradients
+    gW, gb, cost = ref(cfg, net.params, x, y)
+    for row in layer_alignment(upd, gW, gb):
+        assert row["angle_deg"] < 0.05, row
+        assert abs(row["norm_ratio"] - 1) < 0.01, row
+    free = pair.free_currents
+    assert not any(t.any() for t in free.t)  # the copy ghosts still cancel exactly
+    np.testing.assert_allclose(free.r[-1], pair.free.u[-1])  # the output's rate is u_L
+    assert abs(cost - float(-(y * np.log(net.engine.feedforward(net.params, x))).sum(1).mean())) \
+        < 1e-12
+
+
+@pytest.mark.parametrize("engine", ["numba", "torch"])
+def test_an_unknown_cost_is_refused(engine):
+    with pytest.raises(ConfigError) as info:
+        ModelConfig(cost="hinge", engine=engine)
+    assert info.value.field == "cost"
+
+
+def test_cross_entropy_prediction_is_the_softmax_for_every_learner():
+    from ghostnet.learning.learners import Learner
+    from ghostnet.learning.settings import TrainConfig, TrainSettings
+
+    cfg = conv_config(mode="equilibrium", cost="cross_entropy")
+    p = Params.init(cfg)
+    x, _ = batch(cfg, 4)
+    z = torch.tensor(x)
+    for i, spec in enumerate(cfg.layers):
+        W, b = torch.tensor(p.W[i]), torch.tensor(p.b[i])
+        if spec["type"] == "conv":
+            z = z.reshape(len(x), *cfg.shapes[i]) if i == 0 else z
+            z = F.avg_pool2d(F.conv2d(z, W, padding=spec["padding"]), spec["pool"]) \
+                + b.view(1, -1, 1, 1)
+        else:
+            z = z.reshape(len(x), -1) @ W.T + b
+        z = torch.sigmoid(z) if i < cfg.n_layers - 1 else torch.softmax(z, dim=1)
+    for learner in ("ghost", "backprop"):
+        lrn = Learner(TrainConfig(cfg, TrainSettings(learner=learner)).validate(), p.copy())
+        np.testing.assert_allclose(lrn.predict(x), z.numpy(), rtol=1e-12, atol=1e-15)

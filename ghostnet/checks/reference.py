@@ -44,6 +44,14 @@ def _tensors(params: Params, dtype):
     return W, b, B
 
 
+def _cost(config: ModelConfig, a, r, target):
+    """The batch mean of ``0.5 |y - phi(a_L)|^2`` (cost 'mse') or of ``-sum y log softmax(a_L)``
+    (cost 'cross_entropy')."""
+    if config.cost == "cross_entropy":
+        return -(target * torch.log_softmax(a, dim=1)).sum(dim=1).mean()
+    return 0.5 * ((target - r) ** 2).sum(dim=1).mean()
+
+
 def _layer_map(config: ModelConfig, i: int, r, K):
     """Layer i+1's forward map with kernel (or matrix) ``K``, written from docs/torch_engine.md:
     ``conv2d`` then ``avg_pool2d``, or a matrix product on the flattened input."""
@@ -78,7 +86,7 @@ def _layer_gradients(config: ModelConfig, params: Params, x, y, feedback_alignme
             a = _layer_map(config, i, r, W[i]) + bias
         r = f(a)
     target = torch.tensor(np.asarray(y), dtype=dtype, device=device)
-    cost = 0.5 * ((target - r) ** 2).sum(dim=1).mean()
+    cost = _cost(config, a, r, target)
     cost.backward()
     return ([w.grad.cpu().numpy() for w in W], [c.grad.cpu().numpy() for c in b],
             float(cost.detach()))
@@ -103,10 +111,7 @@ def _gradients(config: ModelConfig, params: Params, x, y, feedback_alignment: bo
             a = r @ W[i].T + b[i]
         r = f(a)
     target = torch.tensor(np.asarray(y), dtype=dtype)
-    if config.cost == "cross_entropy":
-        cost = torch.nn.functional.cross_entropy(a, target)  # a: the logits; batch mean
-    else:
-        cost = 0.5 * ((target - r) ** 2).sum(dim=1).mean()
+    cost = _cost(config, a, r, target)
     cost.backward()
     return [w.grad.numpy() for w in W], [c.grad.numpy() for c in b], float(cost.detach())
 

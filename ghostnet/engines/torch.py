@@ -161,6 +161,7 @@ class TorchEngine(Engine):
         self.L = config.n_layers
         self.conv = [config.is_conv(i) for i in range(self.L)]
         self.specs = [config.layers[i] if config.layers else None for i in range(self.L)]
+        self.ce = config.cost == "cross_entropy"
 
     @property
     def hands_over(self) -> bool:
@@ -229,6 +230,19 @@ class TorchEngine(Engine):
     def transfer(self, x):
         return phi_t(x, self.config.transfer)
 
+    def rate(self, i: int, x):
+        """Layer i+1's rate as the network sees it: phi, except the output with cost
+        'cross_entropy', which the feedback pathway sees linearly (its rate is u_L)."""
+        return x if self.ce and i == self.L - 1 else phi_t(x, self.config.transfer)
+
+    def ghost_rate(self, i: int, x):
+        """The ghosts of hidden layer i+1 mirror layer i+2: linear for a cross-entropy output."""
+        return self.rate(i + 1, x)
+
+    def prediction(self, u_out):
+        """The output's prediction: softmax(u_L) with cross-entropy, else phi(u_L)."""
+        return torch.softmax(u_out, dim=1) if self.ce else phi_t(u_out, self.config.transfer)
+
     # ---- Engine interface -------------------------------------------------------------------
     def drive(self, params: Params, x: np.ndarray) -> torch.Tensor:
         """``A_1(W_1) x + b_1`` as a tensor on the engine's device (it only travels back into
@@ -281,7 +295,7 @@ class TorchEngine(Engine):
                 e = keep.get("e")
                 if e is None:
                     u = [self.as_tensor(a) for a in state.u]
-                    e = [r[i] - self.transfer(u[i] - t[i]) if t[i].any() else torch.zeros_like(r[i])
+                    e = [r[i] - self.rate(i, u[i] - t[i]) if t[i].any() else torch.zeros_like(r[i])
                          for i in range(self.L)]
             else:
                 P = _P(self, params)
@@ -302,8 +316,8 @@ class TorchEngine(Engine):
         definitions as :func:`ghostnet.model.state.currents`)."""
         cfg = self.config
         L = self.L
-        r = [self.transfer(a) for a in u]
-        g = [self.transfer(a) for a in v]
+        r = [self.rate(i, a) for i, a in enumerate(u)]
+        g = [self.ghost_rate(i, a) for i, a in enumerate(v)]
         t = []
         for i in range(L - 1):
             if cfg.mechanism == "learned":
@@ -320,8 +334,8 @@ class TorchEngine(Engine):
                 a_out = d0 if d0 is not None else self.up(0, xt, P.W[0], P.b[0])
             t.append(u[-1] - a_out)
         else:
-            t.append(beta * (y - r[-1]))
-        e = [r[i] - self.transfer(u[i] - t[i]) if t[i].any() else torch.zeros_like(r[i])
+            t.append(beta * (y - self.prediction(u[-1])))
+        e = [r[i] - self.rate(i, u[i] - t[i]) if t[i].any() else torch.zeros_like(r[i])
              for i in range(L)]
         return {"r": r, "g": g, "t": t, "e": e}
 
@@ -376,8 +390,8 @@ class TorchEngine(Engine):
         with torch.no_grad():
             r = self.input(x)
             for i in range(self.L):
-                r = self.transfer(self.up(i, r, self.as_tensor(params.W[i]),
-                                          self.as_tensor(params.b[i])))
+                a = self.up(i, r, self.as_tensor(params.W[i]), self.as_tensor(params.b[i]))
+                r = self.prediction(a) if i == self.L - 1 else self.transfer(a)
             return self.to_numpy(r)
 
     # ---- dynamics ---------------------------------------------------------------------------
@@ -396,8 +410,8 @@ class TorchEngine(Engine):
         fixed = n_steps is not None or cfg.settle == "fixed"
         total = (cfg.steps if n_steps is None else n_steps) if fixed else cfg.max_steps
         mech = cfg.mechanism
-        r = [self.transfer(a) for a in u]
-        g = [self.transfer(a) for a in v]
+        r = [self.rate(i, a) for i, a in enumerate(u)]
+        g = [self.ghost_rate(i, a) for i, a in enumerate(v)]
         maxd = math.inf
         done = 0
 
@@ -418,7 +432,8 @@ class TorchEngine(Engine):
             uin = []
             for i in range(L):
                 if i == L - 1:
-                    uin.append(None if clamp else (A[i] + beta * (y - r[i]) if nudge else A[i]))
+                    uin.append(None if clamp else (A[i] + beta * (y - self.prediction(u[i]))
+                                                   if nudge else A[i]))
                 elif mech == "learned":
                     uin.append(A[i] + self.down(i, r[i + 1], P.B[i])
                                - self.down(i, g[i], P.H[i]))
@@ -439,8 +454,8 @@ class TorchEngine(Engine):
             stats = torch.stack([torch.maximum(m_u, m_g), big.max()]).tolist()  # one sync a step
             maxd, mx = stats
             done += 1
-            r = [self.transfer(a) for a in u]
-            g = [self.transfer(a) for a in v]
+            r = [self.rate(i, a) for i, a in enumerate(u)]
+            g = [self.ghost_rate(i, a) for i, a in enumerate(v)]
             if not (mx < BLOWUP):  # also NaN
                 raise BlowUpError(
                     f"numerical blow-up at step {done} (t = {done * cfg.dt:g}): potentials left "
@@ -453,9 +468,21 @@ class TorchEngine(Engine):
 
     # ---- equilibrium ------------------------------------------------------------------------
     def _solve_output(self, a, u0, y, beta):
-        """``u = a + beta (y - phi(u))`` element-wise by Newton's method from ``u0``."""
+        """``u = a + beta (y - phi(u))`` element-wise by Newton's method from ``u0`` (with
+        cross-entropy ``u = a + beta (y - softmax(u))``, Newton on each sample's vector)."""
         u = u0.clone()
         eps = 4 * torch.finfo(self.dtype).eps
+        if self.ce:
+            eye = torch.eye(u.shape[1], dtype=u.dtype, device=u.device)
+            for _ in range(50):
+                p = torch.softmax(u, dim=1)
+                f = u - a - beta * (y - p)
+                jac = eye + beta * (torch.diag_embed(p) - p[:, :, None] * p[:, None, :])
+                s = torch.linalg.solve(jac, f)
+                u = u - s
+                if bool((s.abs() <= eps * (1 + u.abs())).all()):
+                    break
+            return u
         for _ in range(50):
             p, dp = _phi_dphi(u, self.config.transfer)
             s = (u - a - beta * (y - p)) / (1 + beta * dp)
@@ -470,13 +497,14 @@ class TorchEngine(Engine):
         cfg = self.config
         L = self.L
         mech = cfg.mechanism
-        tr = self.transfer
+        tr = self.rate  # tr(i, u): layer i+1's rate
+        gr = self.ghost_rate
         W, b = P.W, P.b
         if y is None and mech in ("copy", "replicate") and not hold and noise is None:
             a, r = [], []
             for i in range(L):
                 a.append(d0 if i == 0 else self.up(i, r[-1], W[i], b[i]))
-                r.append(tr(a[-1]))
+                r.append(tr(i, a[-1]))
                 u[i] = a[-1].clone()
             for i in range(L - 1):
                 v[i] = a[i + 1].clone()
@@ -511,7 +539,8 @@ class TorchEngine(Engine):
         g_start = None
         if keep.get("a") is not None:
             a = list(keep["a"])
-            r = list(keep["r"]) if keep.get("r") is not None else [tr(x) for x in u]
+            r = list(keep["r"]) if keep.get("r") is not None else [tr(i, x) for i, x in
+                                                                   enumerate(u)]
             if keep.get("g") is not None and (mech == "copy" or hold):
                 g_start = list(keep["g"])
         elif y is None:
@@ -520,9 +549,9 @@ class TorchEngine(Engine):
                 if i:
                     a[i] = self.up(i, r[i - 1], W[i], b[i])
                 u[i] = output(a[i]) if i == L - 1 else with_noise(i, a[i])
-                r[i] = tr(u[i])
+                r[i] = tr(i, u[i])
         else:
-            r = [tr(x) for x in u]
+            r = [tr(i, x) for i, x in enumerate(u)]
             for i in range(1, L):
                 a[i] = self.up(i, r[i - 1], W[i], b[i])
         if not hold:
@@ -548,11 +577,11 @@ class TorchEngine(Engine):
                     new = u[-1] + omega * (new - u[-1])
                 changes.append((new - u[-1]).abs().max())
                 u[-1] = new
-                r[-1] = tr(u[-1])
+                r[-1] = tr(L - 1, u[-1])
             for i in range(L - 2, -1, -1):
                 if mech == "replicate" and not hold:
                     v[i] = u[i + 1]
-                g[i] = g_start[i] if it == 1 and g_start is not None else tr(v[i])
+                g[i] = g_start[i] if it == 1 and g_start is not None else gr(i, v[i])
                 if mech in ("copy", "replicate"):
                     d = r[i + 1] - g[i]
                     t[i] = self.down(i, d, P.B[i])
@@ -565,7 +594,7 @@ class TorchEngine(Engine):
                     new = u[i] + omega * (new - u[i])
                 changes.append((new - u[i]).abs().max())
                 u[i] = new
-                r[i] = tr(u[i])
+                r[i] = tr(i, u[i])
             stats = torch.stack(changes + [x.abs().max() for x in u]).tolist()  # one sync
             change = max(stats[:len(changes)]) if changes else 0.0
             size = max(1.0, max(stats[len(changes):]))
@@ -596,7 +625,7 @@ class TorchEngine(Engine):
                     ghost_input(i - 1)
                 if propagate:
                     u[i] = output(a[i]) if i == L - 1 else with_noise(i, a[i]) + t[i]
-                    r[i] = tr(u[i])
+                    r[i] = tr(i, u[i])
                     if i == L - 1:
                         top_solved = a[i]
                     if mech == "replicate" and not hold:
@@ -608,7 +637,7 @@ class TorchEngine(Engine):
         t[-1] = u[-1] - a[-1]
         keep.update(a=a, t=t, r=r, g=g)
         if e is not None:
-            e[0] = r[0] - self.transfer(a[0])
+            e[0] = r[0] - self.rate(0, a[0])
             keep["e"] = e
         else:
             keep.pop("e", None)

@@ -163,9 +163,6 @@ class ModelConfig:
         if self.layers and self.engine == "numba":
             raise ConfigError("engine", "the Numba engine runs dense `sizes` networks only; a "
                                         "`layers` network needs engine = 'torch'")
-        if self.engine == "torch" and self.cost == "cross_entropy":
-            raise ConfigError("cost", "the torch engine implements the squared error only; "
-                                      "cross_entropy runs on engine = 'numba' (dense networks)")
         _choice("mechanism", self.mechanism, MECHANISMS)
         _choice("feedback", self.feedback, FEEDBACKS)
         _choice("dtype", self.dtype, DTYPES)
