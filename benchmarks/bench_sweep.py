@@ -10,6 +10,7 @@
    epochs' ``seconds`` in metrics.csv, compared with the same point run alone.
 
     python benchmarks/bench_sweep.py [--points 8] [--train-size 6000] [--epochs 3] [--skip-contention]
+    python benchmarks/bench_sweep.py --worker-check   # 3. one point: this process vs a Dask worker
 
 Needs Fashion-MNIST (the full set, or the embedded subset with --train-size <= 10000).
 """
@@ -131,15 +132,50 @@ def throughput(tmp: Path, points: int, train_size: int, epochs: int) -> None:
           f"{best / times['Dask, 2 workers x 1 thread']:.2f}x the throughput")
 
 
+def _one_point(train_size: int, epochs: int) -> list[float]:
+    """One point (seed 0, 1 thread) in a fresh run directory; its epochs' seconds."""
+    from ghostnet.learning import sweep as sw
+    from ghostnet.learning.settings import TrainConfig
+
+    cfg = TrainConfig.load(CONFIG)
+    cfg.train.epochs, cfg.train.train_size, cfg.train.pretrain = epochs, train_size, 0
+    cfg.train.probe_size, cfg.train.threads = 20, 1
+    with tempfile.TemporaryDirectory() as d:
+        sw.run_point(cfg.validate().to_toml(), d, 1)
+        return _epochs(Path(d))
+
+
+def worker_against_process(train_size: int, epochs: int, rounds: int = 2) -> None:
+    """The same point alternately in this process and on a one-worker local cluster."""
+    from distributed import Client
+
+    from ghostnet.learning import sweep as sw
+
+    cluster, _ = sw._local_cluster(1, 1)
+    print(f"\none point ({train_size} samples, {epochs} epochs, 1 thread), epoch seconds:")
+    with cluster, Client(cluster) as client:
+        for _ in range(rounds):
+            here = _one_point(train_size, epochs)
+            there = client.submit(_one_point, train_size, epochs, pure=False).result()
+            print(f"  this process {' '.join(f'{x:.2f}' for x in here)}   "
+                  f"Dask worker {' '.join(f'{x:.2f}' for x in there)}   "
+                  f"(load {os.getloadavg()[0]:.1f})", flush=True)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--points", type=int, default=8)
     ap.add_argument("--train-size", type=int, default=6000)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--skip-contention", action="store_true")
+    ap.add_argument("--worker-check", action="store_true",
+                    help="only: one point alternately in this process and on a Dask worker")
     args = ap.parse_args(argv)
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f}")
+    if args.worker_check:
+        worker_against_process(3000, 3)
+        return
     with tempfile.TemporaryDirectory() as d:
         if not args.skip_contention:
             contention(Path(d), min(args.train_size, 3000), 4)
