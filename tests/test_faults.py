@@ -411,12 +411,18 @@ _MODEL = {
     "settle": st.sampled_from(["fixed", "tol"]), "steps": st.integers(0, 30),
     "tol": st.floats(1e-9, 1), "max_steps": st.integers(0, 60),
     "mode": st.sampled_from(["dynamics", "equilibrium", "x"]),
-    "engine": st.sampled_from(["numba", "nope", "1x"]), "eq_tol": st.floats(1e-12, 1),
+    "engine": st.sampled_from(["numba", "torch", "nope", "1x"]), "eq_tol": st.floats(1e-12, 1),
     "eq_max_iter": st.integers(0, 50), "mechanism": st.sampled_from(["copy", "learned", "replicate", "x"]),
     "feedback": st.sampled_from(["symmetric", "random", "plastic", "x"]),
     "baseline": st.booleans(), "eta_g": st.floats(0, 2), "eta_h": st.floats(0, 2),
     "gate_ghosts": st.booleans(), "weight_decay": st.floats(-1, 1), "init_gain": st.floats(0, 20),
     "seed": st.integers(-1, 5), "dtype": st.sampled_from(["float64", "float32", "int8"]),
+    "cost": st.sampled_from(["mse", "cross_entropy", "x"]),
+    "device": st.sampled_from(["auto", "cpu", "cuda", "tpu"]),
+    "input": st.sampled_from([[], [1, 4, 3], [12], [0, 2, 2]]),
+    "layers": st.sampled_from([[], [{"type": "dense", "units": 4}],
+                               [{"type": "conv", "channels": 2, "kernel": 3}],
+                               [{"type": "pool"}], ["x"]]),
 }
 _TRAIN = {
     "learner": st.sampled_from(["ghost", "backprop", "fa", "x"]),
@@ -426,6 +432,14 @@ _TRAIN = {
     "momentum": st.sampled_from([0.0, 0.9]), "train_size": st.integers(0, 80),
     "val_size": st.integers(0, 70), "seed": st.integers(-1, 5), "probe_size": st.integers(0, 20),
     "pretrain": st.integers(0, 64), "pretrain_noise": st.floats(0, 2),
+    "optimizer": st.sampled_from(["sgd", "adam", "x"]), "nesterov": st.booleans(),
+    "adam_betas": st.sampled_from([[0.9, 0.999], [0.5], [1.0, 0.9]]),
+    "adam_eps": st.floats(-1e-8, 1e-3), "weight_decay": st.floats(-1, 1),
+    "schedule": st.sampled_from(["constant", "step", "cosine", "x"]),
+    "warmup_epochs": st.floats(-1, 3), "step_epochs": st.integers(0, 3),
+    "step_gamma": st.floats(0, 2), "lr_min_ratio": st.floats(-1, 2),
+    "standardize": st.sampled_from(["none", "pixel", "global", "x"]), "eval_train": st.booleans(),
+    "threads": st.integers(-1, 2),
 }
 
 
@@ -441,13 +455,17 @@ _MODEL_OK = {
     "feedback": st.sampled_from(["symmetric", "random", "plastic"]), "baseline": st.booleans(),
     "eta_g": st.floats(0.01, 0.5), "eta_h": st.floats(0.01, 0.5), "gate_ghosts": st.booleans(),
     "weight_decay": st.floats(0, 0.1), "init_gain": st.floats(0.1, 5), "seed": st.integers(0, 5),
-    "dtype": st.sampled_from(["float64", "float32"]),
+    "dtype": st.sampled_from(["float64", "float32"]), "cost": st.sampled_from(["mse", "cross_entropy"]),
 }
 _TRAIN_OK = {
     "learner": st.sampled_from(["ghost", "backprop", "fa"]), "epochs": st.integers(1, 2),
     "batch_size": st.integers(1, 70), "lr": st.floats(0.01, 100), "train_size": st.integers(0, 60),
     "val_size": st.integers(0, 30), "seed": st.integers(0, 5), "probe_size": st.integers(0, 20),
     "pretrain": st.integers(0, 64), "pretrain_noise": st.floats(0, 1),
+    "optimizer": st.sampled_from(["sgd", "adam"]), "momentum": st.sampled_from([0.0, 0.5]),
+    "weight_decay": st.floats(0, 0.1), "schedule": st.sampled_from(["constant", "step", "cosine"]),
+    "warmup_epochs": st.floats(0, 1), "standardize": st.sampled_from(["none", "pixel", "global"]),
+    "eval_train": st.booleans(), "threads": st.integers(0, 1),
 }
 
 
@@ -535,3 +553,12 @@ def test_random_corruptions_of_data_and_checkpoints_load_or_raise_a_ghostnet_err
             fn()
         except GhostnetError:
             pass
+
+
+def test_the_random_configurations_cover_every_field():
+    import dataclasses
+
+    from ghostnet.learning.settings import TrainSettings
+
+    assert set(_MODEL) == {f.name for f in dataclasses.fields(ModelConfig)}
+    assert set(_TRAIN) == {f.name for f in dataclasses.fields(TrainSettings)}

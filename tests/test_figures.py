@@ -94,7 +94,7 @@ def test_figures_need_saved_results(quick_results, tmp_path, capsys):
     assert "ghostnet figures: error:" in err and "python experiments/gradients.py" in err
     for summary in results.glob("table/*/*/summary.json"):  # unfinished runs are not drawn
         summary.unlink()
-    with pytest.raises(ResultsError, match=r"no finished runs.*run_table\.py"):
+    with pytest.raises(ResultsError, match=r"no finished runs.*ghostnet sweep experiments/sweeps/table_"):
         make_figures(results, tmp_path / "d", only=["learning"])
 
 

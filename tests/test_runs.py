@@ -14,15 +14,17 @@ import signal
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ghostnet import ModelConfig, Params
-from ghostnet.errors import RunDirError
+from ghostnet.errors import GhostnetWarning, RunDirError
 from ghostnet.io import loads
 from ghostnet.learning import runs
+from ghostnet.learning import optim
 from ghostnet.learning import training as training_mod
 from ghostnet.learning.data import Dataset
 from ghostnet.learning.learners import Learner
@@ -108,14 +110,15 @@ def _kill_at(n, sig=signal.SIGINT, times=1):
 
 def _inject(monkeypatch, point, sig=signal.SIGINT, times=1):
     """Patch the function where ``point`` happens to send the signal from inside it."""
-    if point == "update":  # between W_0 += and b_0 +=: the first layer's axpy of step 9
-        hit = _kill_at(2 * 8 + 1, sig, times)
+    if point == "update":  # between W_0 += and W_1 +=: the first of step 9's four axpys
+        hit = _kill_at(4 * 8 + 1, sig, times)  # (the optimizer's plain SGD: W_0, W_1, b_0, b_1)
         original = plasticity._add_scaled
 
         def add_scaled(y, a, x):
             original(y, a, x)
             hit()
         monkeypatch.setattr(plasticity, "_add_scaled", add_scaled)
+        monkeypatch.setattr(optim, "_add_scaled", add_scaled)  # the trainer's optimizer's step
     elif point == "checkpoint":  # half-way through writing the end-of-epoch-1 checkpoint
         hit = _kill_at(1, sig, times)
         from ghostnet.model import params as params_mod
@@ -171,11 +174,15 @@ def _inject(monkeypatch, point, sig=signal.SIGINT, times=1):
     ("before_first_batch", "SIGINT", "ghost"),
     ("evaluation", "SIGINT", "ghost"),
     ("evaluation", "SIGTERM", "backprop"),
+    ("update", "SIGINT", "ghost-dynamics"),
 ])
 def test_signal_at_any_point_then_resume_is_bit_identical(tmp_path, monkeypatch, reference, point,
                                                           signame, learner):
     sig = getattr(signal, signame)
-    cfg = config(learner)
+    # ghost-dynamics: 10 fixed steps leave every phase unsettled, so the per-epoch counts in
+    # metrics.csv must survive the interruption too
+    cfg = (config(mode="dynamics", settle="fixed", steps=10) if learner == "ghost-dynamics"
+           else config(learner))
     full = reference(learner, cfg)
     cut = tmp_path / "cut"
     _inject(monkeypatch, point, sig)
@@ -185,8 +192,13 @@ def test_signal_at_any_point_then_resume_is_bit_identical(tmp_path, monkeypatch,
     assert run_status(cut) == "interrupted"
     assert not (cut / "summary.json").exists()
     monkeypatch.undo()
-    resume_run(cut, progress=False, data=blobs())  # the stored configuration
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GhostnetWarning)
+        resume_run(cut, progress=False, data=blobs())  # the stored configuration
     assert_same_run(full, cut)
+    if learner == "ghost-dynamics":
+        rows = metrics_without_seconds(cut)
+        assert [int(r["unsettled_phases"]) for r in rows] == [2 * BATCHES] * EPOCHS
 
 
 def test_second_ctrl_c_stops_at_once_and_the_last_checkpoint_still_resumes(tmp_path, monkeypatch,
@@ -239,15 +251,16 @@ def test_kill_9_then_resume_is_bit_identical(tmp_path, reference):
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_runs import blobs, config
         from ghostnet.model import plasticity
+        from ghostnet.learning import optim
         from ghostnet.learning.training import train
         calls = [0]
         original = plasticity._add_scaled
         def add_scaled(y, a, x):
             original(y, a, x)
             calls[0] += 1
-            if calls[0] == 2 * 8 + 1:
+            if calls[0] == 4 * 8 + 1:  # inside step 9's update, as above
                 os.kill(os.getpid(), signal.SIGKILL)
-        plasticity._add_scaled = add_scaled
+        plasticity._add_scaled = optim._add_scaled = add_scaled
         train(config(), {str(tmp_path / 'run')!r}, data=blobs(), progress=False)
     """)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
@@ -313,6 +326,28 @@ def test_two_processes_cannot_share_a_run_directory(tmp_path):
             train(cfg, tmp_path, data=blobs(), progress=False, overwrite=True)
     train(cfg, tmp_path, data=blobs(), progress=False)
     assert run_status(tmp_path) == "finished"
+
+
+def test_the_lock_keeps_out_a_second_process(tmp_path):
+    """A real second process holds the directory's lock: a run here is refused, naming its pid
+    from the manifest, until that process ends (its lock goes with it, however it ends)."""
+    run = tmp_path / "run"
+    train(config(epochs=1), run, data=blobs(), progress=False, overwrite=True)
+    code = ("import sys; from ghostnet.learning.runs import RunLock; "
+            "RunLock(sys.argv[1]).acquire(); print('locked', flush=True); sys.stdin.read()")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    holder = subprocess.Popen([sys.executable, "-c", code, str(run)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        pid = runs.read_manifest(run)["pid"]
+        with pytest.raises(RunDirError, match=rf"in use by another ghostnet process \(pid {pid}\)"):
+            train(config(epochs=1), run, data=blobs(), progress=False, overwrite=True)
+        assert run_status(run) == "finished"
+    finally:
+        holder.kill()
+        holder.wait()
+    train(config(epochs=1), run, data=blobs(), progress=False, overwrite=True)
 
 
 def test_run_status_reads_a_live_run_as_running(tmp_path, monkeypatch):
@@ -415,3 +450,16 @@ def test_figures_draw_finished_runs_only_and_name_the_ones_skipped(tmp_path, mon
     err = capsys.readouterr().err
     assert f"skipped {table / 'backprop-s1'} (interrupted run" in err
     assert "backprop-s0" not in err and (tmp_path / "fig" / "learning.png").is_file()
+
+
+def test_a_run_from_before_manifests_resumes_from_its_config_toml(tmp_path, monkeypatch, reference):
+    cfg = config()
+    full = reference("ghost", cfg)
+    _inject(monkeypatch, "update")
+    with pytest.raises(Interrupted):
+        train(cfg, tmp_path, data=blobs(), progress=False)
+    monkeypatch.undo()
+    (tmp_path / "run.json").unlink()  # as the directories written before manifests
+    assert run_status(tmp_path) == "interrupted"
+    resume_run(tmp_path, progress=False, data=blobs())
+    assert_same_run(full, tmp_path)

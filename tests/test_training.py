@@ -3,6 +3,7 @@ exact, Ctrl-C leaves a checkpoint, bad configs are refused. Synthetic data: no n
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -81,9 +82,19 @@ class _Interrupt(Exception):
     pass
 
 
-def test_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, monkeypatch):
-    cfg = TrainConfig(_cfg().model, TrainSettings(learner="ghost", epochs=3, batch_size=10, lr=1.0,
-                                                  probe_size=10))
+@pytest.mark.parametrize("learner,opt", [
+    ("ghost", {}),
+    ("ghost", {"momentum": 0.9, "nesterov": True, "lr": 0.1, "schedule": "cosine",
+               "warmup_epochs": 1.0, "standardize": "pixel", "val_size": 50}),
+    ("backprop", {"optimizer": "adam", "lr": 0.01, "weight_decay": 0.01, "schedule": "step",
+                  "step_epochs": 1, "standardize": "global"}),
+])
+def test_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, monkeypatch, learner, opt):
+    """Ctrl-C mid-epoch, then --resume: the weights of the run that was never interrupted, bit
+    for bit (the optimizer's state, the schedule and the input statistics included)."""
+    opt = {"lr": 1.0, **opt}
+    cfg = TrainConfig(_cfg().model, TrainSettings(learner=learner, epochs=3, batch_size=10,
+                                                  probe_size=10, **opt))
     data = _blobs()
     train(cfg, tmp_path / "full", data=data, progress=False)
     full, _ = Params.load(tmp_path / "full" / "checkpoint.npz")
@@ -112,11 +123,15 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, monkeypatch)
         assert np.array_equal(a, b)
     rows = list(csv.DictReader(open(tmp_path / "cut" / "metrics.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    full_rows = list(csv.DictReader(open(tmp_path / "full" / "metrics.csv")))
+    for a, b in zip(rows, full_rows):
+        a.pop("seconds"), b.pop("seconds")
+        assert a == b
 
 
 @pytest.mark.parametrize("section,field,value", [
     ("train", "learner", "hebb"), ("train", "epochs", 0), ("train", "lr", -1.0),
-    ("train", "lr", [0.1, 0.1, 0.1]), ("train", "momentum", 0.9), ("train", "batch_size", 0),
+    ("train", "lr", [0.1, 0.1, 0.1]), ("train", "momentum", 1.0), ("train", "batch_size", 0),
     ("train", "pretrain_noise", -0.5), ("train", "pretrain_noise", float("nan")),
 ])
 def test_bad_train_settings_are_named(section, field, value):
@@ -154,3 +169,56 @@ def test_probe_size_zero_skips_the_angle(tmp_path):
     train(cfg, tmp_path, data=_blobs(), progress=False)
     row = next(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert row["mean_angle_deg"] == "" and row["angles_deg"] == "" and float(row["test_acc"]) > 0
+
+
+def test_standardised_inputs_use_the_training_split_only(tmp_path):
+    """Per-pixel statistics from the training split left after the validation split is taken
+    out (not from validation or test samples), stored in the run directory; a resumed run reads
+    them from there."""
+    from ghostnet.learning.training import Trainer, standardize
+
+    data = _blobs()
+    cfg = TrainConfig(_cfg("backprop").model, TrainSettings(
+        learner="backprop", epochs=1, batch_size=20, lr=0.5, val_size=100,
+        standardize="pixel")).validate()
+    tr = Trainer(cfg, tmp_path, data=data, progress=False)
+    raw = tr.data
+    tr.run()
+    with np.load(tmp_path / "standardize.npz") as z:
+        np.testing.assert_allclose(z["mean"], raw.x_train.astype(np.float64).mean(0), rtol=1e-12)
+        np.testing.assert_allclose(z["std"], raw.x_train.astype(np.float64).std(0), rtol=1e-12)
+    x = tr.data.x_train.astype(np.float64)
+    np.testing.assert_allclose(x.mean(0), 0, atol=1e-6)
+    np.testing.assert_allclose(x.std(0), 1, atol=1e-5)
+    assert abs(tr.data.x_test.mean()) > 1e-4  # the test set is moved, not re-centred on itself
+    g = standardize(raw, "global", tmp_path / "g.npz", resume=False)
+    assert abs(g.x_train.astype(np.float64).mean()) < 1e-6
+    assert abs(g.x_train.astype(np.float64).std() - 1) < 1e-5
+    # resume: the stored statistics are used, even if the data handed in differ
+    shifted = standardize(raw, "global", tmp_path / "g.npz", resume=True)
+    other = dataclasses.replace(raw, x_train=raw.x_train + 1)
+    again = standardize(other, "global", tmp_path / "g.npz", resume=True)
+    np.testing.assert_allclose(again.x_test, shifted.x_test)
+    with pytest.raises(ConfigError, match="standardize"):
+        standardize(raw, "pixel", tmp_path / "g.npz", resume=True)
+
+
+def test_summary_reports_the_test_error_at_the_best_validation_epoch(tmp_path):
+    from ghostnet.learning.training import select_model
+
+    rows = [{"epoch": 1, "val_acc": 0.5, "test_acc": 0.40}, {"epoch": 2, "val_acc": 0.7, "test_acc": 0.55},
+            {"epoch": 3, "val_acc": 0.7, "test_acc": 0.90}, {"epoch": 4, "val_acc": 0.6, "test_acc": 0.95}]
+    sel = select_model(rows)
+    assert sel["selected"] == {"epoch": 2, "val_acc": 0.7, "test_acc": 0.55}  # first best, not test's
+    assert (sel["last_epoch"], sel["last_test_acc"]) == (4, 0.95)
+    assert select_model([{"epoch": 1, "val_acc": "", "test_acc": 0.4}])["selected"] is None
+    cfg = TrainConfig(_cfg("backprop").model, TrainSettings(
+        learner="backprop", epochs=3, batch_size=20, lr=0.5, val_size=100,
+        eval_train=False)).validate()
+    summary = train(cfg, tmp_path, data=_blobs(), progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    best = max(rows, key=lambda r: (float(r["val_acc"]), -int(r["epoch"])))
+    assert summary["selected"]["epoch"] == int(best["epoch"])
+    assert summary["selected"]["test_acc"] == float(best["test_acc"])
+    assert summary["last_test_acc"] == float(rows[-1]["test_acc"])
+    assert "best_test_acc" not in summary and rows[0]["train_acc"] == ""

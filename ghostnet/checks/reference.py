@@ -1,9 +1,10 @@
 """Independent references: backprop and feedback alignment with torch.autograd, and the dynamics
 integrated by scipy's solve_ivp. They share no code with the kernels or the plasticity.
 
-Cost: ``C = mean over the batch of 0.5 |y - r_L|^2`` with ``r_L`` the feedforward output (with
-``cost = 'cross_entropy'``, of ``-sum y log softmax(a_L)``), the cost the network's updates
-approximate (docs/model.md §3, property 2).
+Cost: ``C = mean over the batch of 0.5 |y - r_L|^2`` with ``r_L`` the feedforward output, the cost
+the network's updates approximate (docs/model.md §3, property 2); with ``cost = 'cross_entropy'``
+torch's ``cross_entropy`` of the feedforward logits ``a_L`` (softmax inside) against the target
+probabilities, batch mean.
 """
 from __future__ import annotations
 
@@ -116,7 +117,8 @@ def _gradients(config: ModelConfig, params: Params, x, y, feedback_alignment: bo
 
 
 def backprop_gradients(config: ModelConfig, params: Params, x: np.ndarray, y: np.ndarray):
-    """``(dC/dW list, dC/db list, C)`` by torch.autograd on the feedforward network."""
+    """``(dC/dW list, dC/db list, C)`` by torch.autograd on the feedforward network; ``C`` is
+    ``config.cost`` (module docstring)."""
     return _gradients(config, params, x, y, feedback_alignment=False)
 
 
@@ -143,7 +145,9 @@ def ivp_phase(
     rtol: float = 1e-10, atol: float = 1e-12,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Integrate docs/model.md §2 for ``duration`` with ``solve_ivp`` (DOP853) from ``(u0, v0)``; the
-    equations are written out here from the specification, independently of the kernels.
+    equations are written out here from the specification, independently of the kernels. With
+    ``cost = 'cross_entropy'`` the output's rate (what the feedback carries) is ``u_L``, its
+    ghosts' rate is ``v``, and the nudge is ``beta (y - softmax(u_L))`` (scipy's softmax).
     Returns the final ``(u, v)``."""
     from scipy.integrate import solve_ivp
 
@@ -161,17 +165,24 @@ def ivp_phase(
         v = [p.reshape(s) for p, s in zip(parts[L:], shapes_v)]
         return u, v
 
+    from scipy.special import softmax
+
+    xent = config.cost == "cross_entropy"
+
+    def rate(x, layer):  # the rate of pyramidal layer `layer` (0-based) or of its ghosts
+        return x if xent and layer == L - 1 else _np_phi(x, name)
+
     def field(_t, z):
         u, v = unpack(z)
-        r = [_np_phi(ui, name) for ui in u]
+        r = [rate(ui, l) for l, ui in enumerate(u)]
         du, dv = [], []
         for l in range(L):
             pre = x if l == 0 else r[l - 1]
             a = pre @ W[l].T + b[l]
             if l < L - 1:
-                top = r[l + 1] @ B[l].T - _np_phi(v[l], name) @ H[l].T
+                top = r[l + 1] @ B[l].T - rate(v[l], l + 1) @ H[l].T
             elif y is not None:
-                top = beta * (y - r[l])
+                top = beta * (y - (softmax(u[l], axis=1) if xent else r[l]))
             else:
                 top = 0.0
             du.append((-u[l] + a + top) / config.tau)

@@ -8,7 +8,7 @@ import sys
 
 from ghostnet.errors import GhostnetError
 
-SUBCOMMANDS = ("gradcheck", "train", "compare", "figures", "crosscheck")
+SUBCOMMANDS = ("gradcheck", "train", "compare", "sweep", "figures", "crosscheck")
 """In the order ``ghostnet --help`` lists them; ``ghostnet.cli.<name>`` implements each."""
 
 

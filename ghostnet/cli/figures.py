@@ -16,7 +16,8 @@ def add(sub) -> None:
         sub, "figures", SUMMARY,
         "Draws the figures from the results the experiments saved (python experiments/run_all.py\n"
         "makes them all; docs/reproduce.md). Nothing is recomputed: a missing or corrupt results\n"
-        "file is an error naming the experiment to run.",
+        "file is an error naming the experiment to run. Training runs that are not finished\n"
+        "(running, interrupted, failed: docs/runs.md) are left out, each named on stderr.",
         "ghostnet figures --results results --out figures --only learning traces")
     p.add_argument("--results", default="results", help="results folder")
     p.add_argument("--out", default="figures", help="where to write the figures")

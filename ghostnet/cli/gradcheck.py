@@ -6,7 +6,7 @@ import math
 
 from ghostnet.cli._common import add_parser, dumps, sizes
 from ghostnet.model.config import (
-    FEEDBACKS, MECHANISMS, METHODS, MODES, SETTLE_RULES, TRANSFERS, ConfigError, ModelConfig,
+    COSTS, FEEDBACKS, MECHANISMS, METHODS, MODES, SETTLE_RULES, TRANSFERS, ConfigError, ModelConfig,
 )
 
 SUMMARY = "compare the network's local update with backprop (or feedback alignment)"
@@ -31,6 +31,8 @@ def add(sub) -> None:
     p.add_argument("--mechanism", choices=MECHANISMS, default="copy", help="ghost mechanism")
     p.add_argument("--mode", choices=MODES, default="dynamics", help="integrate the ODEs or solve for the fixed points")
     p.add_argument("--transfer", choices=TRANSFERS, default="logistic", help="transfer function phi")
+    p.add_argument("--cost", choices=COSTS, default="mse",
+                   help="cost the update approximates: squared error or softmax cross-entropy")
     p.add_argument("--batch", type=int, default=16, help="samples in the random batch")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the batch")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="float type")
@@ -69,7 +71,7 @@ def run(args) -> int:
 def _from_flags(args) -> ModelConfig:
     return ModelConfig(
         sizes=args.sizes, beta=args.beta, feedback=args.feedback, mechanism=args.mechanism,
-        mode=args.mode, transfer=args.transfer, seed=args.seed, dtype=args.dtype,
+        mode=args.mode, transfer=args.transfer, cost=args.cost, seed=args.seed, dtype=args.dtype,
         method=args.method, dt=args.dt, settle=args.settle, tol=args.tol, steps=args.steps,
         max_steps=args.max_steps, baseline=args.baseline,
     )
@@ -99,8 +101,8 @@ def _run(args, cfg, net, pretrain_info) -> int:
     net_desc = (f"layers {_layers_text(s)} on input {s['input']}, engine {s['engine']}"
                 if s.get("layers") else f"sizes {s['sizes']}")
     print(f"ghostnet gradcheck: {net_desc}, {s['transfer']}, mechanism {s['mechanism']}, "
-          f"feedback {s['feedback']}, mode {s['mode']}, beta {s['beta']:g}, batch {s['batch']}, "
-          f"{s['dtype']}")
+          f"feedback {s['feedback']}, mode {s['mode']}, cost {s['cost']}, beta {s['beta']:g}, "
+          f"batch {s['batch']}, {s['dtype']}")
     ph = out["phases"]
     print(f"phases: free {ph['free']['steps']} steps (settled: {ph['free']['settled']}), "
           f"nudged {ph['nudged']['steps']} steps (settled: {ph['nudged']['settled']})")

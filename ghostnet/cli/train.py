@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ghostnet.cli._common import add_parser
-from ghostnet.model.config import FEEDBACKS, MECHANISMS, MODES, ConfigError
+from ghostnet.model.config import COSTS, FEEDBACKS, MECHANISMS, MODES, ConfigError
 
 SUMMARY = "train a ghost network or a baseline (backprop, FA) on a dataset"
 
@@ -36,6 +36,7 @@ def add(sub) -> None:
     p.add_argument("--mechanism", choices=MECHANISMS, help="override [model] mechanism")
     p.add_argument("--feedback", choices=FEEDBACKS, help="override [model] feedback")
     p.add_argument("--mode", choices=MODES, help="override [model] mode")
+    p.add_argument("--cost", choices=COSTS, help="override [model] cost (mse or cross_entropy)")
     p.add_argument("--data-source", help="IDX directory or .npz (default: the dataset's own sources)")
     p.add_argument("--out", help="run directory (default: runs/<config>-<learner>-<mechanism>-"
                                  "<feedback>-s<seed>)")
@@ -44,6 +45,8 @@ def add(sub) -> None:
                         "(any option or --config given must agree with it)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run (or files) in --out instead of refusing")
+    p.add_argument("--threads", type=int, help="override [train] threads: BLAS, Numba and torch "
+                                               "threads of the run (0: every core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -55,7 +58,7 @@ def _config(args):
 
 
 _OVERRIDES = ("learner", "epochs", "train_size", "seed", "mechanism", "feedback", "mode",
-              "data_source")
+              "cost", "data_source", "threads")
 
 
 def run(args) -> int:
@@ -100,12 +103,12 @@ def _apply(base: dict, args):
             raise ConfigError("data-source", "is empty; omit --data-source to use the dataset's "
                                              "own sources")
         args.data_source = str(Path(args.data_source).expanduser().resolve())
-    for key in ("learner", "epochs", "train_size", "seed", "data_source"):
+    for key in ("learner", "epochs", "train_size", "seed", "data_source", "threads"):
         if getattr(args, key) is not None:
             t[key] = getattr(args, key)
     if args.seed is not None:
         m["seed"] = args.seed
-    for key in ("mechanism", "feedback", "mode"):
+    for key in ("mechanism", "feedback", "mode", "cost"):
         if getattr(args, key) is not None:
             m[key] = getattr(args, key)
     if t["learner"] == "fa" and args.feedback is None:

@@ -97,12 +97,13 @@ class Engine(ABC):
         return r_above @ params.B[i].T
 
     def feedforward(self, params: Params, x: np.ndarray) -> np.ndarray:
-        """Output rates of the feedforward pass (batch x n_L)."""
+        """The feedforward network's prediction (batch x n_L): the output rates, or the softmax
+        probabilities with ``cost = 'cross_entropy'``."""
         from ghostnet.engines.numba_equilibrium import forward
-        from ghostnet.model.transfer import phi
+        from ghostnet.model.state import prediction
 
-        return phi(forward(self.config, params, np.asarray(x, self.config.dtype))[-1],
-                   self.config.transfer)
+        return prediction(self.config,
+                          forward(self.config, params, np.asarray(x, self.config.dtype))[-1])
 
 
 def available() -> list[str]:

@@ -494,7 +494,7 @@ def _batch_array(name: str, a, batch: int, width: int) -> np.ndarray:
 def _check_supported(cfg: ModelConfig) -> None:
     """The Brian2 backend covers docs/model.md §2 with the copy mechanism; name what it does not."""
     wants = {"mechanism": ("copy",), "feedback": ("symmetric", "random"), "output": ("nudge",),
-             "method": ("euler",), "mode": ("dynamics",)}
+             "cost": ("mse",), "method": ("euler",), "mode": ("dynamics",)}
     for field_name, allowed in wants.items():
         value = getattr(cfg, field_name)
         if value not in allowed:

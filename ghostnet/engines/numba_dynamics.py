@@ -222,7 +222,8 @@ class Integrator:
             n = min(chunk, total - done)
             integrate = self._integrate_python if ws.python_loop else K.integrate
             steps, maxd, status = integrate(
-                K.TRANSFER_CODES[cfg.transfer], *args, float(beta), nudge, clamp, hold_ghosts,
+                K.TRANSFER_CODES[cfg.transfer], K.TRANSFER_CODES[cfg.rate_transfer(cfg.n_layers - 1)],
+                *args, float(beta), nudge, clamp, cfg.cost == "cross_entropy", hold_ghosts,
                 MECH_CODES[cfg.mechanism], METHOD_CODES[cfg.method], float(cfg.dt),
                 float(cfg.tau), float(cfg.tau_g), n, use_tol, float(cfg.tol), BLOWUP,
                 ws.buf,
@@ -252,9 +253,9 @@ class Integrator:
                 break
         return done, maxd, converged
 
-    def _integrate_python(self, phi, drive, Ws, bs, Bs, Gs, cs, Hs, us, vs, rs, gs, As, Ts, Ds,
-                          GAs, y, beta, nudge, clamp, hold, mech, method, dt, tau, tau_g, n_steps,
-                          use_tol, tol, blowup, buf):
+    def _integrate_python(self, phi, phi_out, drive, Ws, bs, Bs, Gs, cs, Hs, us, vs, rs, gs, As,
+                          Ts, Ds, GAs, y, beta, nudge, clamp, softmax, hold, mech, method, dt, tau,
+                          tau_g, n_steps, use_tol, tol, blowup, buf):
         """:func:`ghostnet.kernels.numba_kernels.integrate` with the loop over steps in Python: the products by
         BLAS through :func:`ghostnet.kernels.linalg.dot_into` (each in its faster orientation), then the
         same element-wise kernel (serial: its threads would cost more to wake than they save,
@@ -271,7 +272,7 @@ class Integrator:
         bs, cs, us, vs, rs, gs, As, Ts, Ds, GAs = (
             tuple(x) for x in (bs, cs, us, vs, rs, gs, As, Ts, Ds, GAs))
 
-        K.rates(phi, mech, us, vs, rs, gs, Ds)
+        K.rates(phi, phi_out, mech, us, vs, rs, gs, Ds)
         maxd = np.inf
         for step in range(n_steps):
             for i in range(1, L):
@@ -284,8 +285,8 @@ class Integrator:
                 else:
                     dot_into(D[i], B[i], T[i], tmp)
             maxd, bad = K.update(drive, bs, cs, us, vs, rs, As, Ts, Ds, GAs, y, beta, nudge, clamp,
-                                 hold, mech, method, dt, tau, tau_g, blowup, buf)
-            K.rates(phi, mech, us, vs, rs, gs, Ds)
+                                 softmax, hold, mech, method, dt, tau, tau_g, blowup, buf)
+            K.rates(phi, phi_out, mech, us, vs, rs, gs, Ds)
             if bad:
                 return step + 1, maxd, K.STATUS_BLOWUP
             if use_tol and maxd < tol:

@@ -10,7 +10,10 @@ phase), and every pyramidal potential equals its input: ``u_i = a_i + t_i``, the
 - Otherwise: alternating passes. A *down* pass goes from the top layer to the bottom and updates
   every potential from the top-down input of the layer above (the B products: the error enters at
   the top and one pass carries it to the bottom); the output's scalar equation is solved by
-  Newton's method element-wise (monotone: 1 + beta phi' > 0), so any beta works. An *up* pass goes
+  Newton's method element-wise (monotone: 1 + beta phi' > 0), so any beta works; a cross-entropy
+  output's vector equation ``u = a + beta (y - softmax(u))`` by Newton's method per sample
+  (Jacobian ``I + beta (diag(p) - p p^T)``, positive definite; docs/model.md, "Cross-entropy
+  output"), and its rate and its ghosts' rate are the identity. An *up* pass goes
   from the bottom to the top and recomputes the bottom-up inputs a_l and the ghosts from the new
   rates (the W products) and, with the top-down inputs held, lets each potential follow at once,
   so the rates' changes also travel up in the same pass (symmetric Gauss-Seidel). The nudged phase
@@ -41,13 +44,13 @@ from ghostnet.model.transfer import phi, phi_inv
 def forward(config: ModelConfig, params: Params, x: np.ndarray,
             drive: np.ndarray | None = None, rates: list | None = None) -> list[np.ndarray]:
     """Feedforward potentials ``a_l`` (list over layers, batch x n_l): the free fixed point.
-    ``rates``, a list, receives the rates ``phi(a_l)``."""
-    name = config.transfer
+    ``rates``, a list, receives the rates ``phi(a_l)`` (a cross-entropy output's rate is ``a_L``
+    itself; its prediction is :func:`ghostnet.model.state.prediction`)."""
     a = []
     r = x
     for i, (W, b) in enumerate(zip(params.W, params.b)):
         a.append(drive if i == 0 and drive is not None else affine(r, W, b))
-        r = phi(a[-1], name)
+        r = phi(a[-1], config.rate_transfer(i))
         if rates is not None:
             rates.append(r)
     return a
@@ -85,6 +88,8 @@ def settle(
     """
     name = config.transfer
     L = len(params.W)
+    names = [config.rate_transfer(i) for i in range(L)]  # the identity for a cross-entropy output
+    gnames = [config.ghost_transfer(i) for i in range(L - 1)]
     dtype = np.dtype(config.dtype)
     x = np.asarray(x, dtype=dtype)
     W, b, B, G, c, H = params.W, params.b, params.B, params.G, params.c, params.H
@@ -116,7 +121,11 @@ def settle(
         if clamp:
             return u[-1]
         n_top = with_noise(L - 1, a_top)
-        return n_top if y is None else _solve_output(n_top, u[-1], y_arr, beta, name)
+        if y is None:
+            return n_top
+        if config.cost == "cross_entropy":
+            return _solve_output_softmax(n_top, u[-1], y_arr, beta)
+        return _solve_output(n_top, u[-1], y_arr, beta, name)
 
     def ghost_input(i):  # ghost i at its fixed point given the rates r_i (copy, learned)
         if mech == "copy":
@@ -132,7 +141,7 @@ def settle(
     g_start = None  # the ghosts' rates at the start, where they are known and stay valid
     if keep is not None and keep.get("a") is not None:  # handed over by the free phase
         a = [np.asarray(ai, dtype=dtype) for ai in keep["a"]]
-        r = list(keep["r"]) if keep.get("r") is not None else [phi(ui, name) for ui in u]
+        r = list(keep["r"]) if keep.get("r") is not None else [phi(ui, names[i]) for i, ui in enumerate(u)]
         if keep.get("g") is not None and (mech == "copy" or hold_ghosts):
             g_start = list(keep["g"])  # phi(a_{l+1}) (copy), phi(v) of held ghosts
     elif y is None:
@@ -142,9 +151,9 @@ def settle(
             if i:
                 a[i] = affine(r[i - 1], W[i], b[i])
             u[i][...] = output(a[i]) if i == L - 1 else with_noise(i, a[i])
-            r[i] = phi(u[i], name)
+            r[i] = phi(u[i], names[i])
     else:  # the bottom-up inputs of the state's own rates
-        r = [phi(ui, name) for ui in u]
+        r = [phi(ui, names[i]) for i, ui in enumerate(u)]
         for i in range(1, L):
             a[i] = affine(r[i - 1], W[i], b[i])
     if not hold_ghosts:
@@ -169,11 +178,11 @@ def settle(
                 new = u[-1] + omega * (new - u[-1])
             change = float(np.max(np.abs(new - u[-1])))
             u[-1][...] = new
-            r[-1] = phi(u[-1], name)
+            r[-1] = phi(u[-1], names[-1])
         for i in range(L - 2, -1, -1):
             if mech == "replicate" and not hold_ghosts:
                 v[i][...] = u[i + 1]
-            g[i] = g_start[i] if it == 1 and g_start is not None else phi(v[i], name)
+            g[i] = g_start[i] if it == 1 and g_start is not None else phi(v[i], gnames[i])
             if mech in ("copy", "replicate"):  # H = B: one product
                 d = r[i + 1] - g[i]
                 t[i] = affine(d, B[i])
@@ -187,7 +196,7 @@ def settle(
                 new = u[i] + omega * (new - u[i])
             change = max(change, float(np.max(np.abs(new - u[i]))))
             u[i][...] = new
-            r[i] = phi(u[i], name)
+            r[i] = phi(u[i], names[i])
         # relative to the potentials' size: float32 cannot resolve 1e-6 at |u| = 16
         scale = max(1.0, max(float(np.max(np.abs(ui))) for ui in u))
         if not (np.isfinite(change) and scale <= BLOWUP):  # the integrator's blow-up rule
@@ -200,7 +209,7 @@ def settle(
         rho = change / prev if prev > 0 else 1.0
         if change < tol or (rho < 0.5 and rho / (1.0 - rho) * change < tol):
             return _done(keep, a, t, u, r, g, e if omega == 1.0 else None, it, True, change,
-                         name)
+                         names[0])
         if it > 1 and rho > 0.25:
             propagate = False  # strong coupling: plain Gauss-Seidel contracts faster
         if not propagate and rho > 0.95:
@@ -221,18 +230,19 @@ def settle(
                 ghost_input(i - 1)
             if propagate:
                 u[i][...] = output(a[i]) if i == L - 1 else with_noise(i, a[i]) + t[i]
-                r[i] = phi(u[i], name)
+                r[i] = phi(u[i], names[i])
                 if i == L - 1:
                     top_solved = a[i]
                 if mech == "replicate" and not hold_ghosts:
                     v[i - 1][...] = u[i]
     return _done(keep, a, t, u, r, g, e if omega == 1.0 else None, config.eq_max_iter, False,
-                 change, name)
+                 change, names[0])
 
 
 def _done(keep, a, t, u, r, g, e, steps, converged, change, name) -> PhaseResult:
     """Fill ``keep`` at the end of a nudged or iterated phase; ``e`` (or None): the errors of
-    layers 2..L from the last down pass (copy ghosts, no noise, no damping)."""
+    layers 2..L from the last down pass (copy ghosts, no noise, no damping); ``name``: layer 1's
+    transfer function."""
     if keep is not None:
         t[-1] = u[-1] - a[-1]  # the output's nudging input (and noise, if any)
         keep.update(a=a, t=t, r=r, g=g)
@@ -242,6 +252,17 @@ def _done(keep, a, t, u, r, g, e, steps, converged, change, name) -> PhaseResult
         else:
             keep.pop("e", None)
     return PhaseResult(steps, converged, change, 0.0)
+
+
+def _solve_output_softmax(a: np.ndarray, u0: np.ndarray, y: np.ndarray, beta: float) -> np.ndarray:
+    """Solve the cross-entropy output's ``u = a + beta (y - softmax(u))`` row by row by Newton's
+    method from ``u0`` (:func:`ghostnet.kernels.numba_kernels.solve_output_softmax`)."""
+    u = np.array(u0, dtype=u0.dtype, copy=True)
+    a = np.broadcast_to(a, u.shape)
+    y = np.broadcast_to(np.asarray(y, dtype=u.dtype), u.shape)
+    eps = 4 * float(np.finfo(u.dtype).eps)
+    K.solve_output_softmax(a, u, y, float(beta), eps, 100)
+    return u
 
 
 def _solve_output(a: np.ndarray, u0: np.ndarray, y: np.ndarray, beta: float, name: str) -> np.ndarray:

@@ -4,7 +4,7 @@ layers have linear forward maps (dense, 2-D convolution, convolution then averag
 Every weight layer l has a linear forward map ``A_l`` (a matrix product, or ``conv2d`` then
 ``avg_pool2d``) and its transpose ``A_l^T`` (the matrix's transpose, or the pooling's transpose
 then ``conv_transpose2d``). With these two maps the equations of docs/model.md hold unchanged
-(docs/_model_general_layers.md):
+(docs/model.md §13):
 
 - bottom-up input ``a_l = A_l(W_l) r_{l-1} + b_l``;
 - top-down input ``t_l = A_{l+1}(B_l)^T r_{l+1} - A_{l+1}(H_l)^T phi(v_l)``: the feedback and

@@ -58,7 +58,8 @@ FIGURES = {
         "E3/E4: Fashion-MNIST test error per epoch (mean and spread over seeds) of the ghost "
         "variants, backprop and feedback alignment, and the ghost learners' mean angle to backprop.",
         [("table/*/*/metrics.csv", ("epoch", "test_acc", "mean_angle_deg"))],
-        "python experiments/run_table.py",
+        "ghostnet sweep experiments/sweeps/table_784-500-10.toml "
+        "--out results/table/fashion_784-500-10",
     ),
     "feedback_alignment": (
         "Feedback: angle between B_l and W_{l+1}^T and between the update and backprop during "

@@ -24,9 +24,13 @@ population ``i`` (n_{i+2} units).
 The equations, in the kernels' names (docs/model.md §2):
 
     tau   du_i/dt = -u_i + A_i + b_i + T_i              (T_i = B_i r_{i+1} - H_i phi(v_i))
-    tau   du_L/dt = -u_L + A_L + b_L + beta (y - r_L)
+    tau   du_L/dt = -u_L + A_L + b_L + beta (y - r_L)   (cross-entropy: y - softmax(u_L))
     tau_g dv_i/dt = -v_i + G_i r_i + c_i                (copy: G_i r_i + c_i = A_{i+1} + b_{i+1})
     tau_g dv_i/dt = -v_i + u_{i+1}                      (replicate, free phase; held when nudged)
+
+With a cross-entropy output the output layer's rate and the last ghost population's rate use the
+transfer code ``phi_out`` (``IDENTITY``: ``r_L = u_L``, ``phi(v_{L-1}) = v_{L-1}``), the others
+``phi``; the nudge then uses the softmax of the output's row (``softmax`` flag of :func:`update`).
 """
 from __future__ import annotations
 
@@ -36,7 +40,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ghostnet.kernels.vmath import bits, like, unbits, vlogistic, vrelu, vtanh
+from ghostnet.kernels.vmath import bits, like, unbits, vexp, vlogistic, vrelu, vtanh
 
 MECH_COPY, MECH_LEARNED, MECH_REPLICATE = 0, 1, 2
 METHOD_EULER, METHOD_EXPEULER = 0, 1
@@ -64,7 +68,8 @@ def relu(x):
     return max(x, 0.0)
 
 
-TRANSFER_CODES = {"logistic": 0, "tanh": 1, "softplus": 2, "relu": 3}
+TRANSFER_CODES = {"logistic": 0, "tanh": 1, "softplus": 2, "relu": 3, "identity": 4}
+IDENTITY = 4
 
 
 @numba.njit(cache=True)
@@ -87,6 +92,8 @@ def phi_dphi(code, x):
         return t, 1.0 - t * t
     if code == 2:
         return softplus(x), logistic(x)
+    if code == 4:
+        return x, 1.0
     return relu(x), 1.0 if x > 0.0 else 0.0
 
 
@@ -110,6 +117,80 @@ def solve_output(code, a, u, y, beta, eps, max_iter):
             u[i, j] = x
 
 
+@numba.njit(cache=True)
+def _softmax_residual(x, a, y, beta, p, f):
+    """For one row: ``p = softmax(x)``, ``f = x - a - beta (y - p)``; returns ``|f|^2``."""
+    n = x.shape[0]
+    top = x[0]
+    for j in range(1, n):
+        top = max(top, x[j])
+    z = 0.0
+    for j in range(n):
+        p[j] = math.exp(x[j] - top)
+        z += p[j]
+    norm2 = 0.0
+    for j in range(n):
+        p[j] /= z
+        f[j] = x[j] - float(a[j]) - beta * (float(y[j]) - p[j])
+        norm2 += f[j] * f[j]
+    return norm2
+
+
+@numba.njit(cache=True)
+def solve_output_softmax(a, u, y, beta, eps, max_iter):
+    """The cross-entropy output's fixed-point equation ``u = a + beta (y - softmax(u))``, one
+    vector equation per row, by Newton's method from ``u`` (in place; 2-D arrays of one shape,
+    any strides; computed in float64). The Jacobian ``J = I + beta (diag(p) - p p^T)`` is
+    symmetric with eigenvalues in [1, 1 + beta / 2], so each Newton step is well posed for any
+    beta >= 0; it is solved in O(n) by Sherman-Morrison (``J = D - beta p p^T``,
+    ``D = diag(1 + beta p)``, ``1 - beta p^T D^-1 p > 1 - sum p = 0``). ``f = u - a - beta (y -
+    softmax(u))`` is the gradient of the strictly convex ``|u - a - beta y|^2 / 2 + beta
+    logsumexp(u)``, so the equation has one solution; the step is halved until ``|f|^2``
+    decreases (the Newton direction descends it), which makes the iteration converge from any
+    start. A row stops when its full Newton step is at most ``eps (1 + max|u|)``."""
+    nb, n = u.shape
+    x = np.empty(n)
+    xn = np.empty(n)
+    p = np.empty(n)
+    f = np.empty(n)
+    d = np.empty(n)
+    for i in range(nb):
+        for j in range(n):
+            x[j] = float(u[i, j])
+        norm2 = _softmax_residual(x, a[i], y[i], beta, p, f)
+        for _ in range(max_iter):
+            pw = 0.0
+            pq = 0.0
+            for j in range(n):
+                dj = 1.0 + beta * p[j]
+                pw += p[j] * f[j] / dj
+                pq += p[j] * p[j] / dj
+            c = beta * pw / (1.0 - beta * pq)
+            big = 0.0
+            size = 0.0
+            for j in range(n):
+                d[j] = (f[j] + c * p[j]) / (1.0 + beta * p[j])
+                big = max(big, abs(d[j]))
+                size = max(size, abs(x[j]))
+            if big <= eps * (1.0 + size):
+                for j in range(n):
+                    x[j] -= d[j]
+                break
+            step = 1.0
+            while True:
+                for j in range(n):
+                    xn[j] = x[j] - step * d[j]
+                new2 = _softmax_residual(xn, a[i], y[i], beta, p, f)
+                if new2 <= (1.0 - 1e-4 * step) * norm2 or step < 1e-12:
+                    break
+                step *= 0.5
+            for j in range(n):
+                x[j] = xn[j]
+            norm2 = new2
+        for j in range(n):
+            u[i, j] = x[j]
+
+
 @numba.njit(cache=True, error_model="numpy")
 def phi_row(code, src, dst):
     """``dst[j] = phi(src[j])`` for a row; one branch per row, so each loop is branch-free and
@@ -126,6 +207,9 @@ def phi_row(code, src, dst):
     elif code == 2:
         for j in range(n):
             dst[j] = softplus(src[j])
+    elif code == 4:
+        for j in range(n):
+            dst[j] = src[j]
     else:
         for j in range(n):
             dst[j] = vrelu(src[j])
@@ -139,16 +223,17 @@ def phi_array(code, x, out):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def rates(phi, mech, us, vs, rs, gs, Ds):
+def rates(phi, phi_out, mech, us, vs, rs, gs, Ds):
     """Rates of the whole batch in place: ``rs = phi(us)``, ``gs = phi(vs)`` and, when H = B,
     ``Ds = rs[i+1] - gs[i]``; each over a layer's array as one flat row (C-contiguous), so that
-    narrow layers (10 output units) run vectorised too instead of a short loop per sample."""
+    narrow layers (10 output units) run vectorised too instead of a short loop per sample. The
+    output layer and the last ghost population (its partners) use the code ``phi_out``."""
     L = len(us)
     for i in range(L):
-        phi_row(phi, us[i].ravel(), rs[i].ravel())
+        phi_row(phi_out if i == L - 1 else phi, us[i].ravel(), rs[i].ravel())
     for i in range(L - 1):
         g = gs[i].ravel()
-        phi_row(phi, vs[i].ravel(), g)
+        phi_row(phi_out if i == L - 2 else phi, vs[i].ravel(), g)
         if mech != MECH_LEARNED:
             d, r = Ds[i].ravel(), rs[i + 1].ravel()
             for j in range(d.shape[0]):
@@ -216,13 +301,15 @@ def add_rows(out, S, bias):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def update(drive, bs, cs, us, vs, rs, As, Ts, Ds, GAs, y, beta, nudge, clamp, hold, mech, method,
-           dt, tau, tau_g, blowup, buf):
+def update(drive, bs, cs, us, vs, rs, As, Ts, Ds, GAs, y, beta, nudge, clamp, softmax, hold, mech,
+           method, dt, tau, tau_g, blowup, buf):
     """One step of u and v for the whole batch from the pre-step currents (the caller then
     computes the new rates with :func:`rates`). Per population the input of docs/model.md §2 goes
     into ``buf`` (1-D, batch x the widest layer, the arrays' dtype), then :func:`advance` steps
     the potentials as one flat row; all in the arrays' precision (float32 stays float32) and in
     loops that LLVM vectorises. Ghosts first: replicate reads its partner's pre-step potential.
+    ``softmax``: the nudge is ``beta (y - softmax(r_L))`` row by row (a cross-entropy output,
+    whose rate ``r_L`` is its potential), computed from the row's maximum so no exp overflows.
     Returns ``(max |du/dt|, |dv/dt|, whether a potential left (-blowup, blowup) or is not
     finite)``."""
     L = len(us)
@@ -263,9 +350,22 @@ def update(drive, bs, cs, us, vs, rs, As, Ts, Ds, GAs, y, beta, nudge, clamp, ho
                 flat[k] = d[k]
         if last:
             r = rs[i]
-            for a in range(nb):
-                for j in range(n):
-                    inp[a, j] += bn * (y[a, j] - r[a, j])
+            if softmax:
+                if nudge:  # beta (y - softmax(r)), in the arrays' precision (vexp vectorises)
+                    for a in range(nb):
+                        top = r[a, 0]
+                        for j in range(1, n):
+                            top = max(top, r[a, j])
+                        z = one - one
+                        for j in range(n):
+                            z += vexp(r[a, j] - top)
+                        k = bn / z
+                        for j in range(n):
+                            inp[a, j] += bn * y[a, j] - k * vexp(r[a, j] - top)
+            else:
+                for a in range(nb):
+                    for j in range(n):
+                        inp[a, j] += bn * (y[a, j] - r[a, j])
             m, x = advance(U.ravel(), flat, flat, c_u, euler, False)
         elif mech == MECH_LEARNED:  # T - H phi(v) (Ds holds H phi(v))
             T, Hg = Ts[i], Ds[i]
@@ -283,8 +383,8 @@ def update(drive, bs, cs, us, vs, rs, As, Ts, Ds, GAs, y, beta, nudge, clamp, ho
 
 
 @numba.njit(cache=True)
-def integrate(phi, drive, Ws, bs, Bs, Gs, cs, Hs, us, vs, rs, gs, As, Ts, Ds, GAs, y,
-              beta, nudge, clamp, hold, mech, method, dt, tau, tau_g,
+def integrate(phi, phi_out, drive, Ws, bs, Bs, Gs, cs, Hs, us, vs, rs, gs, As, Ts, Ds, GAs, y,
+              beta, nudge, clamp, softmax, hold, mech, method, dt, tau, tau_g,
               n_steps, use_tol, tol, blowup, buf):
     """Integrate up to ``n_steps`` steps in place; stop early when max |du/dt| < tol (use_tol).
 
@@ -292,15 +392,16 @@ def integrate(phi, drive, Ws, bs, Bs, Gs, cs, Hs, us, vs, rs, gs, As, Ts, Ds, GA
     ``[-blowup, blowup]`` or became non-finite at step ``steps_taken``.
     max |du/dt| covers pyramidal and ghost potentials and is measured before the last step.
     ``buf`` (1-D, batch x widest layer, the arrays' dtype) is scratch. ``phi`` is the transfer
-    code (``TRANSFER_CODES``).
+    code (``TRANSFER_CODES``), ``phi_out`` the output layer's and its ghosts' (``IDENTITY`` for
+    a cross-entropy output, with ``softmax`` on; ``phi`` otherwise).
     """
     maxd = np.inf
-    rates(phi, mech, us, vs, rs, gs, Ds)
+    rates(phi, phi_out, mech, us, vs, rs, gs, Ds)
     for step in range(n_steps):
         products(Ws, Bs, Gs, Hs, rs, gs, As, Ts, Ds, GAs, mech)
-        maxd, bad = update(drive, bs, cs, us, vs, rs, As, Ts, Ds, GAs, y, beta, nudge, clamp, hold,
-                           mech, method, dt, tau, tau_g, blowup, buf)
-        rates(phi, mech, us, vs, rs, gs, Ds)
+        maxd, bad = update(drive, bs, cs, us, vs, rs, As, Ts, Ds, GAs, y, beta, nudge, clamp,
+                           softmax, hold, mech, method, dt, tau, tau_g, blowup, buf)
+        rates(phi, phi_out, mech, us, vs, rs, gs, Ds)
         if bad:
             return step + 1, maxd, STATUS_BLOWUP
         if use_tol and maxd < tol:

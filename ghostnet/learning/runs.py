@@ -205,7 +205,7 @@ def open_run_dir(out: str | Path, resume: bool, overwrite: bool) -> RunLock:
         else:
             others = [p.name for p in out.iterdir() if p.name != LOCK]
             if others and not overwrite:
-                what = (f"a {status} run" if status else
+                what = (f"{'an' if status[0] in 'aeiou' else 'a'} {status} run" if status else
                         f"files that are not a ghostnet run ({', '.join(sorted(others)[:3])}"
                         f"{', ...' if len(others) > 3 else ''})")
                 hint = " (continue it with --resume)" if status == "interrupted" else ""

@@ -11,6 +11,9 @@ import tomli_w
 from ghostnet.model.config import ConfigError, ModelConfig, parse_toml, read_config_text
 
 LEARNERS = ("ghost", "backprop", "fa")
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "step", "cosine")
+STANDARDIZE = ("none", "pixel", "global")
 
 
 @dataclass
@@ -26,7 +29,29 @@ class TrainSettings:
     batch_size: int = 100
     lr: float | list[float] = 0.5
     """One learning rate, or one per layer."""
+    optimizer: str = "sgd"
+    """'sgd' (with ``momentum``, optionally Nesterov's) or 'adam'; per synapse (ghostnet.learning.optim)."""
     momentum: float = 0.0
+    nesterov: bool = False
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    adam_eps: float = 1e-8
+    weight_decay: float = 0.0
+    """Decoupled weight decay of W (and of a plastic B) per step: W *= 1 - lr_t weight_decay."""
+    schedule: str = "constant"
+    """Learning-rate schedule over the run's steps: 'constant', 'step' or 'cosine'."""
+    warmup_epochs: float = 0.0
+    """Linear warm-up from lr / (warm-up steps) to lr over this many epochs (0: none)."""
+    step_epochs: int = 10
+    """Schedule 'step': multiply the rate by ``step_gamma`` every this many epochs."""
+    step_gamma: float = 0.1
+    lr_min_ratio: float = 0.0
+    """Schedule 'cosine': the final rate as a fraction of lr."""
+    standardize: str = "none"
+    """Inputs: 'none', 'pixel' (per-pixel mean and std) or 'global' (one mean and std), from the
+    training split (after the validation split is taken out)."""
+    eval_train: bool = True
+    """Evaluate the whole training split after every epoch (train_acc, train_cost); false leaves
+    those columns empty and saves a forward pass over the training set per epoch."""
     train_size: int = 0
     """Use the first N training samples (0: all)."""
     val_size: int = 0
@@ -37,6 +62,10 @@ class TrainSettings:
     """Mechanism 'learned': samples of ghost pre-training on the training inputs before epoch 1."""
     pretrain_noise: float = 0.0
     """Exploration noise of that pre-training, first half (``ghostnet.network.mechanisms.pretrain``)."""
+    threads: int = 0
+    """Threads of BLAS, Numba and torch during the run (0: every core; a sweep's workers use 1;
+    ``ghostnet.learning.threads``). Results can differ in the last bits between thread counts
+    (BLAS may sum in another order), never between runs at the same count."""
 
     def validate(self, model: ModelConfig) -> None:
         if not isinstance(self.learner, str) or self.learner not in LEARNERS:
@@ -60,7 +89,7 @@ class TrainSettings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(name, f"must be an integer >= 1, got {v!r}")
-        for name in ("train_size", "val_size", "seed", "probe_size", "pretrain"):
+        for name in ("train_size", "val_size", "seed", "probe_size", "pretrain", "threads"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ConfigError(name, f"must be an integer >= 0, got {v!r}")
@@ -73,11 +102,48 @@ class TrainSettings:
         if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf")
                for v in lrs):
             raise ConfigError("lr", f"learning rates must be finite and > 0, got {self.lr!r}")
-        if isinstance(self.momentum, bool) or self.momentum != 0.0:
-            raise ConfigError("momentum", "only plain SGD (momentum = 0) is implemented")
+        for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
+                              ("standardize", STANDARDIZE)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(name, f"unknown value {getattr(self, name)!r}; allowed: "
+                                        f"{', '.join(allowed)}")
+        _in_range("momentum", self.momentum, 0.0, 1.0, high_open=True)
+        for name in ("nesterov", "eval_train"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(name, f"must be true or false, got {getattr(self, name)!r}")
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
+            raise ConfigError("nesterov", "needs optimizer = 'sgd' and momentum > 0")
+        if self.optimizer != "sgd" and self.momentum != 0:
+            raise ConfigError("momentum", f"is for optimizer 'sgd'; {self.optimizer!r} has its own "
+                                          "moments (adam_betas)")
+        betas = self.adam_betas
+        if (not isinstance(betas, (list, tuple)) or len(betas) != 2
+                or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1
+                       for v in betas)):
+            raise ConfigError("adam_betas", f"must be two numbers in [0, 1), got {betas!r}")
+        _in_range("adam_eps", self.adam_eps, 0.0, float("inf"), low_open=True, high_open=True)
+        _in_range("weight_decay", self.weight_decay, 0.0, float("inf"), high_open=True)
+        if self.weight_decay and model.weight_decay:
+            raise ConfigError("weight_decay", "set the decay in [train] or in [model] "
+                                              "(Kolen-Pollack's), not both")
+        _in_range("warmup_epochs", self.warmup_epochs, 0.0, self.epochs)
+        if isinstance(self.step_epochs, bool) or not isinstance(self.step_epochs, int) \
+                or self.step_epochs < 1:
+            raise ConfigError("step_epochs", f"must be an integer >= 1, got {self.step_epochs!r}")
+        _in_range("step_gamma", self.step_gamma, 0.0, 1.0, low_open=True)
+        _in_range("lr_min_ratio", self.lr_min_ratio, 0.0, 1.0)
 
     def lrs(self, n_layers: int) -> list[float]:
         return list(self.lr) if isinstance(self.lr, list) else [float(self.lr)] * n_layers
+
+
+def _in_range(name: str, v, low: float, high: float, low_open=False, high_open=False) -> None:
+    """A finite number (bool refused) in [low, high], each end open if asked; else ConfigError."""
+    ok = not isinstance(v, bool) and isinstance(v, (int, float)) and v == v
+    ok = ok and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+    if not ok:
+        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+        raise ConfigError(name, f"must be a number in {lo}{low:g}, {high:g}{hi}, got {v!r}")
 
 
 @dataclass

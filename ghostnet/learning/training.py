@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import hashlib
 import io
 import os
@@ -38,10 +39,11 @@ from tqdm.auto import tqdm
 
 from ghostnet.checks.metrics import layer_alignment
 from ghostnet.errors import CheckpointError, DivergenceError, GhostnetWarning, RunDirError
-from ghostnet.io import atomic_write_text, loads, write_json
+from ghostnet.io import atomic_write, atomic_write_text, loads, write_json
 from ghostnet.learning import runs
 from ghostnet.learning.data import Dataset, load, one_hot
 from ghostnet.learning.learners import Learner, evaluate
+from ghostnet.learning.optim import Optimizer, lr_factor
 from ghostnet.learning.settings import LEARNERS, TrainConfig, TrainSettings
 from ghostnet.model.config import ConfigError
 from ghostnet.model.params import Params
@@ -51,13 +53,13 @@ from ghostnet.network.network import GhostNetwork
 __all__ = ["LEARNERS", "METRIC_FIELDS", "Interrupted", "Learner", "TrainConfig", "TrainSettings",
            "Trainer", "evaluate", "resume_run", "train"]
 
-METRIC_FIELDS = ["epoch", "train_acc", "train_cost", "val_acc", "test_acc", "test_cost", "seconds",
-                 "mean_angle_deg", "angles_deg", "mean_angle_fa_deg", "angles_fa_deg",
+METRIC_FIELDS = ["epoch", "train_acc", "train_cost", "val_acc", "test_acc", "test_cost", "lr",
+                 "seconds", "mean_angle_deg", "angles_deg", "mean_angle_fa_deg", "angles_fa_deg",
                  "unsettled_phases", "zero_updates"]
 """Columns of metrics.csv. ``mean_angle_deg``/``angles_deg``: the ghost learner's update against
 backprop on the probe batch; ``*_fa_deg``: against feedback alignment (random feedback only);
 ``unsettled_phases``: phases of the epoch that did not settle; ``zero_updates``: steps whose update
-was exactly zero."""
+was exactly zero; ``lr``: the first layer's learning rate at the epoch's last step (schedules)."""
 
 FLOAT32_BETA = 1e-3
 """At or below this beta a float32 ghost run's update is dominated by rounding (measured with
@@ -157,12 +159,13 @@ class Trainer:
         self.data = self.data.split_validation(t.val_size, np.random.default_rng([t.seed, 10**6]))
         self.notes: list[str] = []
 
-    # checkpoints: parameters, epoch, the batch reached inside it, the metrics so far and the
-    # epoch's counts
+    # checkpoints: parameters, epoch, the batch reached inside it, the metrics so far, the
+    # epoch's counts, and the optimizer's state (its arrays beside the parameters')
     def _save_checkpoint(self, learner, epoch, batch_index, rows):
         extra = {"epoch": epoch, "batch": batch_index, "rows": rows, "counts": learner.counts(),
                  "warned": sorted(self._warned)}
-        learner.params.save(self.out / "checkpoint.npz", self.cfg.model, extra)
+        learner.params.save(self.out / "checkpoint.npz", self.cfg.model, extra,
+                            arrays=learner.optimizer.state_arrays())
 
     def _load_checkpoint(self):
         path = self.out / "checkpoint.npz"
@@ -174,22 +177,13 @@ class Trainer:
             raise CheckpointError(f"{path} is a parameter file, not a training checkpoint")
         return params, extra
 
-    def _stored_config(self, manifest) -> TrainConfig:
-        if manifest is not None and "config" in manifest:
-            try:
-                return TrainConfig.from_dict(manifest["config"])
-            except ConfigError as exc:
-                raise RunDirError(f"{self.out / runs.MANIFEST}: stored configuration is invalid "
-                                  f"({exc})") from None
-        return TrainConfig.load(self.out / "config.toml")  # a run from before manifests
-
     def run(self, resume: bool = False, overwrite: bool = False) -> dict:
         lock = runs.open_run_dir(self.out, resume, overwrite)
         manifest = None
         try:
             if resume:
                 manifest = runs.read_manifest(self.out)
-                stored = self._stored_config(manifest)
+                stored = _config_of(self.out, manifest)
                 diffs = stored.differences(self.cfg)
                 if diffs:
                     raise RunDirError(
@@ -232,7 +226,15 @@ class Trainer:
         self.notes = manifest.setdefault("warnings", [])
         runs.write_manifest(self.out, manifest)
         self.manifest = manifest
-        learner = Learner(cfg, params)
+        # inputs standardised by the training split's statistics (stored, reused on resume)
+        self.data = standardize(self.data, cfg.train.standardize, self.out / "standardize.npz",
+                                has_checkpoint)
+        # the optimizer (ghostnet.learning.optim), its state restored on resume
+        self.optimizer = Optimizer(cfg.train, cfg.model, params)
+        if has_checkpoint:
+            with np.load(self.out / "checkpoint.npz") as z:
+                self.optimizer.load_state(z)
+        learner = Learner(cfg, params, self.optimizer)
         self.learner = learner
         try:
             with _DeferredSignals() as self._sig:
@@ -297,7 +299,7 @@ class Trainer:
     def _loop(self, learner, start_epoch, start_batch, rows, counts) -> dict:
         cfg, t, d = self.cfg, self.cfg.train, self.data
         dtype = cfg.model.dtype
-        lrs = t.lrs(cfg.model.n_layers)
+        base_lrs = t.lrs(cfg.model.n_layers)
         probe = slice(0, min(t.probe_size, len(d.x_train)))
         n_batches = -(-len(d.x_train) // t.batch_size)
         self._w0 = max(float(np.max(np.abs(w))) for w in Params.init(cfg.model).W)
@@ -317,8 +319,9 @@ class Trainer:
                 idx = order[b * t.batch_size:(b + 1) * t.batch_size]
                 x = d.x_train[idx].astype(dtype, copy=False)
                 y = one_hot(d.y_train[idx], d.n_classes, dtype)
+                f = lr_factor(t, (epoch - 1) * n_batches + b, n_batches)
                 try:
-                    out = learner.step(x, y, lrs)
+                    out = learner.step(x, y, [lr * f for lr in base_lrs])
                 except BlowUpError as exc:
                     raise self._divergence(learner, epoch, b, x, y, str(exc)) from None
                 if learner.nonfinite:
@@ -331,6 +334,7 @@ class Trainer:
                 self._safe_point(sig, learner, epoch, b + 1, rows)
             self._check_weights(learner, epoch, n_batches)
             row = self._epoch_row(learner, epoch, time.perf_counter() - t0, probe)
+            row["lr"] = base_lrs[0] * lr_factor(t, epoch * n_batches - 1, n_batches)
             self._check_epoch(learner, epoch, row)
             rows.append(row)
             learner.reset_counts()
@@ -339,8 +343,7 @@ class Trainer:
             epoch_bar.set_postfix(test_acc=f"{row['test_acc']:.4f}", refresh=False)
             self._safe_point(sig, learner, epoch + 1, 0, rows, saved=True)
         return {"learner": t.learner, "epochs": t.epochs, "final": rows[-1] if rows else None,
-                "best_test_acc": max((r["test_acc"] for r in rows), default=None),
-                "warnings": list(self.notes), "finished": runs.now()}
+                **select_model(rows), "warnings": list(self.notes), "finished": runs.now()}
 
     def _safe_point(self, sig, learner, epoch, batch, rows, saved=False) -> None:
         """Between steps: if a signal arrived, checkpoint this consistent state and stop."""
@@ -367,7 +370,7 @@ class Trainer:
     def _check_epoch(self, learner, epoch, row) -> None:
         m, name = self.cfg.model, self.cfg.train.learner
         for key in ("train_cost", "test_cost"):
-            if not np.isfinite(row[key]):
+            if row[key] != "" and not np.isfinite(row[key]):
                 raise self._divergence(learner, epoch, None, None, None, f"{key} is {row[key]}")
         row["unsettled_phases"] = learner.unsettled if name == "ghost" else ""
         row["zero_updates"] = learner.zero_updates
@@ -424,7 +427,8 @@ class Trainer:
     def _epoch_row(self, learner, epoch, seconds, probe) -> dict:
         d, m = self.data, self.cfg.model
         with np.errstate(all="ignore"):
-            tr_acc, tr_cost = evaluate(learner, d.x_train, d.y_train, d.n_classes)
+            tr_acc, tr_cost = (evaluate(learner, d.x_train, d.y_train, d.n_classes)
+                               if self.cfg.train.eval_train else ("", ""))
             te_acc, te_cost = evaluate(learner, d.x_test, d.y_test, d.n_classes)
             val_acc = (evaluate(learner, d.x_val, d.y_val, d.n_classes)[0]
                        if d.x_val is not None else "")
@@ -444,7 +448,7 @@ class Trainer:
                 a = [r["angle_deg"] for r in layer_alignment(upd, fW, fb)]
                 angles_fa, mean_fa = " ".join(f"{v:.4f}" for v in a), float(np.mean(a))
         return {"epoch": epoch, "train_acc": tr_acc, "train_cost": tr_cost, "val_acc": val_acc,
-                "test_acc": te_acc, "test_cost": te_cost, "seconds": round(seconds, 3),
+                "test_acc": te_acc, "test_cost": te_cost, "lr": "", "seconds": round(seconds, 3),
                 "mean_angle_deg": mean, "angles_deg": angles, "mean_angle_fa_deg": mean_fa,
                 "angles_fa_deg": angles_fa, "unsettled_phases": "", "zero_updates": ""}
 
@@ -456,12 +460,61 @@ class Trainer:
         atomic_write_text(self.out / "metrics.csv", buf.getvalue())
 
 
+def select_model(rows: list[dict]) -> dict:
+    """Model selection on the validation split: the epoch of the best validation accuracy (the
+    first such) and the test accuracy there, beside the last epoch's; nothing is chosen on the
+    test set. Without a validation split only the last epoch is reported."""
+    if not rows:
+        return {"selected": None}
+    last = {"last_epoch": rows[-1]["epoch"], "last_test_acc": rows[-1]["test_acc"],
+            "last_val_acc": rows[-1]["val_acc"]}
+    if rows[-1]["val_acc"] == "":
+        return {"selected": None, **last}
+    best = max(rows, key=lambda r: (r["val_acc"], -r["epoch"]))
+    return {"selected": {"epoch": best["epoch"], "val_acc": best["val_acc"],
+                         "test_acc": best["test_acc"]}, **last}
+
+
+def standardize(d: Dataset, how: str, path: Path, resume: bool) -> Dataset:
+    """``d`` with inputs ``(x - mean) / std``, the statistics from its training split: per pixel
+    (``how = 'pixel'``; a constant pixel keeps std 1) or one number each (``'global'``). They are
+    written to ``path`` (the run directory's ``standardize.npz``), and read from there on resume,
+    so that a resumed run and a later evaluation use the same."""
+    if how == "none":
+        return d
+    if resume and path.exists():
+        with np.load(path) as z:
+            if str(z["how"]) != how:
+                raise ConfigError("standardize", f"{path} holds {str(z['how'])!r} statistics, "
+                                                 f"the configuration says {how!r}")
+            mean, std = z["mean"], z["std"]
+    else:
+        x = d.x_train.astype(np.float64)
+        axis = 0 if how == "pixel" else None
+        mean, std = x.mean(axis=axis), x.std(axis=axis)
+        std = np.where(std > 1e-8, std, 1.0)
+        buf = io.BytesIO()
+        np.savez(buf, how=np.array(how), mean=mean, std=std)
+        atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+
+    def f(x):
+        return None if x is None else ((x - mean) / std).astype(np.float32)
+
+    return dataclasses.replace(d, x_train=f(d.x_train), x_test=f(d.x_test), x_val=f(d.x_val),
+                               source=d.source)
+
+
 def train(cfg: TrainConfig, out: str | Path, resume: bool = False, data: Dataset | None = None,
-          progress: bool = True, overwrite: bool = False) -> dict:
+          progress: bool = True, overwrite: bool = False, threads: int | None = None) -> dict:
     """Train per ``cfg`` into run directory ``out``; returns the summary. ``resume``: continue the
     interrupted run there (its stored configuration must equal ``cfg``; a finished run returns its
-    summary); ``overwrite``: replace whatever run is there (docs/runs.md)."""
-    return Trainer(cfg, out, data=data, progress=progress).run(resume=resume, overwrite=overwrite)
+    summary); ``overwrite``: replace whatever run is there (docs/runs.md). ``threads`` bounds the
+    numerical libraries' threads during the run (default: ``cfg.train.threads``; 0: every core)."""
+    from ghostnet.learning.threads import limit_threads
+
+    with limit_threads(cfg.train.threads if threads is None else threads):
+        return Trainer(cfg, out, data=data, progress=progress).run(resume=resume,
+                                                                    overwrite=overwrite)
 
 
 def stored_config(out: str | Path) -> TrainConfig:
@@ -470,16 +523,22 @@ def stored_config(out: str | Path) -> TrainConfig:
     out = Path(out)
     if runs.run_status(out) is None:
         raise RunDirError(f"{out} holds no run")
-    m = runs.read_manifest(out)
-    if m is not None and "config" in m:
+    return _config_of(out, runs.read_manifest(out))
+
+
+def _config_of(out: Path, manifest: dict | None) -> TrainConfig:
+    if manifest is not None and "config" in manifest:
         try:
-            return TrainConfig.from_dict(m["config"])
+            return TrainConfig.from_dict(manifest["config"])
         except ConfigError as exc:
-            raise RunDirError(f"{out / runs.MANIFEST}: stored configuration is invalid ({exc})") from None
-    return TrainConfig.load(out / "config.toml")
+            raise RunDirError(f"{out / runs.MANIFEST}: stored configuration is invalid "
+                              f"({exc})") from None
+    return TrainConfig.load(out / "config.toml")  # a run from before manifests
 
 
-def resume_run(out: str | Path, progress: bool = True, data: Dataset | None = None) -> dict:
+def resume_run(out: str | Path, progress: bool = True, data: Dataset | None = None,
+               threads: int | None = None) -> dict:
     """Continue the run in ``out`` with the configuration stored there (a finished run returns
     its summary)."""
-    return train(stored_config(out), out, resume=True, data=data, progress=progress)
+    return train(stored_config(out), out, resume=True, data=data, progress=progress,
+                 threads=threads)

@@ -31,6 +31,9 @@ LAYER_TYPES = ("conv", "dense")
 
 # Largest slope of each transfer function: the stiffest the nudging term can make the output layer.
 MAX_SLOPE = {"logistic": 0.25, "tanh": 1.0, "softplus": 1.0, "relu": 1.0}
+SOFTMAX_MAX_SLOPE = 0.5
+"""Largest eigenvalue of softmax's Jacobian ``diag(p) - p p^T`` (the variance of a unit vector's
+entries under p, at most 1/2 by Popoviciu's inequality): the cross-entropy output's stiffness."""
 
 
 class ConfigError(GhostnetError, ValueError):
@@ -63,12 +66,11 @@ class ModelConfig:
     beta: float = 0.01
     """Nudging strength of the target in the nudged phase (>= 0)."""
     output: str = "nudge"
-    cost: str = "mse"
-    """'mse': the output's rate is phi(u_L) and the cost 0.5 |y - r_L|^2; 'cross_entropy': the
-    prediction is p_L = softmax(u_L), the nudge beta (y - p_L), the cost -sum y log p_L; the output
-    is then linear to the feedback pathway (rate u_L, error u_L - a_L) and so are the ghosts of the
-    last hidden layer (engine 'torch'; docs/torch_engine.md)."""
     """'nudge': beta (y - r_L) drives the output; 'clamp': u_L held at phi^-1(y) (beta -> inf)."""
+    cost: str = "mse"
+    """The cost the update approximates: 'mse' (0.5 |y - phi(a_L)|^2) or 'cross_entropy'
+    (softmax output: the nudge is beta (y - softmax(u_L)), the output's rate for the feedback is
+    u_L itself; docs/model.md, "Cross-entropy output"). Targets are then probability vectors."""
     dt: float = 0.1
     """Integration step."""
     method: str = "expeuler"
@@ -149,11 +151,10 @@ class ModelConfig:
         _choice("transfer", self.transfer, TRANSFERS)
         _choice("output", self.output, OUTPUTS)
         _choice("cost", self.cost, COSTS)
-        if self.cost == "cross_entropy" and self.engine == "numba":
-            raise ConfigError("cost", "cross_entropy runs on engine = 'torch' (the Numba engine "
-                                      "computes the mse output)")
         if self.cost == "cross_entropy" and self.output == "clamp":
-            raise ConfigError("cost", "cross_entropy nudges the output: it needs output = 'nudge'")
+            raise ConfigError("cost", "'cross_entropy' nudges the output in rate space and has no "
+                                      "clamped form (a softmax cannot be inverted to one "
+                                      "potential); use output = 'nudge' or cost = 'mse'")
         _choice("method", self.method, METHODS)
         _choice("settle", self.settle, SETTLE_RULES)
         _choice("mode", self.mode, MODES)
@@ -198,11 +199,17 @@ class ModelConfig:
         ``dt < 2 tau / (1 + beta max phi')``, and on the ghosts for ``dt < 2 tau_g``. Exponential
         Euler integrates the leak exactly; the nudging term, held constant over a step, stays stable
         while ``beta max phi' < coth(dt / (2 tau))``, i.e. for any dt when ``beta max phi' < 1``.
+        With ``cost = 'cross_entropy'`` the nudge is ``-beta softmax(u)``, whose Jacobian's
+        eigenvalues lie in [0, 1/2] (:data:`SOFTMAX_MAX_SLOPE`), in place of ``max phi'``.
         This is a necessary bound: the recurrent coupling can still destabilise a run, which the
         integrator detects at run time (:class:`ghostnet.model.state.BlowUpError`).
         """
-        slope = 0.5 if self.cost == "cross_entropy" else MAX_SLOPE[self.transfer]  # softmax: 1/2
-        k = 0.0 if self.output == "clamp" else self.beta * slope
+        if self.output == "clamp":
+            k = 0.0
+        elif self.cost == "cross_entropy":
+            k = self.beta * SOFTMAX_MAX_SLOPE
+        else:
+            k = self.beta * MAX_SLOPE[self.transfer]
         if self.method == "euler":
             return min(2.0 * self.tau / (1.0 + k), 2.0 * self.tau_g)
         if k < 1.0:
@@ -215,6 +222,19 @@ class ModelConfig:
     def n_layers(self) -> int:
         """L: the number of weight layers (hidden layers + output)."""
         return len(self.sizes) - 1
+
+    def rate_transfer(self, i: int) -> str:
+        """Transfer function giving the rate of pyramidal layer ``i + 1`` (Python index ``i``):
+        ``transfer``, except the cross-entropy output, whose rate for the feedback pathway is its
+        potential ('identity'; its prediction is softmax(u_L), docs/model.md)."""
+        if self.cost == "cross_entropy" and i == len(self.sizes) - 2:
+            return "identity"
+        return self.transfer
+
+    def ghost_transfer(self, i: int) -> str:
+        """Transfer function of ghost population ``i`` (partners of layer ``i + 2``): the rate
+        transfer of the layer it predicts, so 'identity' for the last one with cross-entropy."""
+        return self.rate_transfer(i + 1)
 
     @property
     def shapes(self) -> list[tuple[int, ...]]:

@@ -193,9 +193,16 @@ class Params:
                     raise ValueError(f"parameter {k}: dtype {a.dtype}, config says {config.dtype}")
 
     # ---- storage ----------------------------------------------------------------------------
-    def save(self, path: str | Path, config: ModelConfig, extra: dict | None = None) -> Path:
-        """Write an .npz holding every array and the configuration (as TOML), atomically."""
+    def save(self, path: str | Path, config: ModelConfig, extra: dict | None = None,
+             arrays: dict[str, np.ndarray] | None = None) -> Path:
+        """Write an .npz holding every array and the configuration (as TOML), atomically;
+        ``arrays``: more named arrays stored beside them (a trainer's optimizer state)."""
+        more = dict(arrays or {})
         arrays = {f"{k}_{i}": a for k in NAMES for i, a in enumerate(getattr(self, k))}
+        clash = sorted(set(more) & (set(arrays) | {"config_toml", "extra_json"}))
+        if clash:
+            raise ValueError(f"extra arrays would overwrite the parameters' {clash}")
+        arrays.update(more)
         arrays["config_toml"] = np.array(config.to_toml())
         arrays["extra_json"] = np.array(dumps(extra or {}))  # strict JSON
 

@@ -11,7 +11,7 @@ import numpy as np
 from ghostnet.errors import GhostnetError
 from ghostnet.model.config import ModelConfig
 from ghostnet.model.params import Params
-from ghostnet.model.transfer import phi
+from ghostnet.model.transfer import phi, softmax
 
 BLOWUP = 1e6
 """A potential beyond this (or non-finite) is a numerical blow-up."""
@@ -66,14 +66,26 @@ class Recording:
     what: tuple[str, ...] = ("u", "v", "t", "e")
 
 
+def prediction(config: ModelConfig, u_out: np.ndarray) -> np.ndarray:
+    """The network's output prediction from the output potentials ``u_L`` (batch x n_L):
+    ``phi(u_L)`` for ``cost = 'mse'``, the probabilities ``softmax(u_L)`` (each row) for
+    ``cost = 'cross_entropy'``, whose rate on the feedback pathway is ``u_L`` itself."""
+    if config.cost == "cross_entropy":
+        return softmax(u_out)
+    return phi(u_out, config.transfer)
+
+
 class Currents:
     """Quantities derived from a state: rates ``r``, top-down inputs ``t``, local errors ``e`` and
-    ghost rates ``ghost_rate`` (lists over layers, batch x units); the bottom-up drives ``a`` and
+    ghost rates ``ghost_rate`` (lists over layers, batch x units), and the output prediction
+    ``p`` (batch x n_L: ``r[-1]`` for the squared error, ``softmax(u_L)`` for cross-entropy,
+    where ``r[-1] = u_L``); the bottom-up drives ``a`` and
     the ghost inhibition ``inhibition`` (``H_l phi(v_l)``) are computed on first access, since the
     learning rule needs neither (they cost a matrix product per layer)."""
 
-    def __init__(self, r, t, e, ghost_rate, params, drive, x):
+    def __init__(self, r, t, e, ghost_rate, params, drive, x, p=None):
         self.r, self.t, self.e, self.ghost_rate = r, t, e, ghost_rate
+        self.p = r[-1] if p is None else p
         self._params, self._drive, self._x = params, drive, x
         self._a = None
         self._inhibition = None
@@ -114,27 +126,33 @@ def currents(
 
     ``t[i]`` is the net top-down input of layer i+1 (``B r - H phi(v)``; one product
     ``(r - phi(v)) B^T`` when H = B, as for copy and replicate); for the output layer it is the
-    nudging input ``beta (y - r_L)`` (zero without target; for a clamped output, ``u_L - a_L``).
+    nudging input ``beta (y - r_L)`` (zero without target; for a clamped output, ``u_L - a_L``;
+    for a cross-entropy output ``beta (y - softmax(u_L))``).
     ``e[i] = phi(u) - phi(u - t)``: local, from the potential and the top-down input only
-    (docs/model.md §4). ``drive`` (``W_1 x + b_1``) or ``x`` serve the lazily computed ``a[0]``.
+    (docs/model.md §4). Each layer's phi is :meth:`ModelConfig.rate_transfer` (the identity for
+    a cross-entropy output, so ``e_L = u_L - (u_L - t_L)``), each ghost population's
+    :meth:`ModelConfig.ghost_transfer`. ``drive`` (``W_1 x + b_1``) or ``x`` serve the lazily computed ``a[0]``.
     ``t``, ``r``, ``g``: the top-down inputs (output: nudging input), the rates and the ghosts'
     rates if already known, as the equilibrium solver leaves them at its fixed point
     (:func:`ghostnet.engines.numba_equilibrium.settle`, ``keep``); ``e``, the errors, if the solver has them
     (with ``t``).
     """
-    name = config.transfer
     L = len(state.u)
-    r = [phi(u, name) for u in state.u] if r is None else list(r)
-    g = [phi(v, name) for v in state.v] if g is None else list(g)
+    names = [config.rate_transfer(i) for i in range(L)]
+    r = [phi(u, names[i]) for i, u in enumerate(state.u)] if r is None else list(r)
+    g = ([phi(v, config.ghost_transfer(i)) for i, v in enumerate(state.v)] if g is None
+         else list(g))
+    softmax_out = config.cost == "cross_entropy"
+    p = softmax(state.u[-1]) if softmax_out else None
     if t is not None:
         if len(t) != L:
             raise ValueError(f"t needs one array per layer ({L}), got {len(t)}")
         if e is None:
-            e = [r[i] - phi(state.u[i] - t[i], name) if t[i].any() else np.zeros_like(r[i])
+            e = [r[i] - phi(state.u[i] - t[i], names[i]) if t[i].any() else np.zeros_like(r[i])
                  for i in range(L)]
         elif len(e) != L:
             raise ValueError(f"e needs one array per layer ({L}), got {len(e)}")
-        return Currents(r, list(t), list(e), g, params, drive, x)
+        return Currents(r, list(t), list(e), g, params, drive, x, p)
     if config.mechanism == "learned":
         t = [r[i + 1] @ params.B[i].T - g[i] @ params.H[i].T for i in range(L - 1)]
     else:  # H = B: one product, skipped where the ghosts cancel exactly (copy, free phase)
@@ -152,9 +170,9 @@ def currents(
             a_out = pre @ params.W[-1].T + params.b[-1]
         t_out = state.u[-1] - a_out
     else:
-        t_out = beta * (y - r[-1])
+        t_out = beta * (y - (p if softmax_out else r[-1]))
     t.append(t_out)
     # no top-down input, no error (exactly: phi(u - 0) = phi(u)); skips the free phase's work
-    e = [r[i] - phi(state.u[i] - t[i], name) if t[i].any() else np.zeros_like(r[i])
+    e = [r[i] - phi(state.u[i] - t[i], names[i]) if t[i].any() else np.zeros_like(r[i])
          for i in range(L)]
-    return Currents(r, t, e, g, params, drive, x)
+    return Currents(r, t, e, g, params, drive, x, p)

@@ -1,5 +1,7 @@
 """Transfer functions phi (docs/model.md §1), numpy versions; the kernels' compiled versions are in
-:mod:`ghostnet.kernels.numba_kernels` (``TRANSFER_FUNCTIONS``)."""
+:mod:`ghostnet.kernels.numba_kernels` (``TRANSFER_CODES``). Besides the configurable ones,
+'identity' is the rate of a cross-entropy output and of its ghosts
+(:meth:`ghostnet.model.config.ModelConfig.rate_transfer`), and :func:`softmax` its prediction."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +12,9 @@ _PARALLEL_MIN = 20000
 
 
 def phi(x: np.ndarray, name: str) -> np.ndarray:
-    """Rate of potential ``x`` (any shape)."""
+    """Rate of potential ``x`` (any shape); 'identity' returns a copy."""
+    if name == "identity":
+        return np.array(x, copy=True)
     if name == "softplus" and (x.ndim == 2 and x.size >= _PARALLEL_MIN and x.flags.c_contiguous
                                and x.dtype in (np.float32, np.float64)):
         return phi_into(x, np.empty_like(x), name)  # the threaded Numba kernel
@@ -28,7 +32,9 @@ def phi(x: np.ndarray, name: str) -> np.ndarray:
 def phi_into(x: np.ndarray, out: np.ndarray, name: str) -> np.ndarray:
     """``out[...] = phi(x)`` without allocating (float arrays of the same shape and dtype; for the
     integrator's rates). Logistic as (1 + tanh(x / 2)) / 2, see :func:`_logistic`."""
-    if name == "logistic":
+    if name == "identity":
+        out[...] = x
+    elif name == "logistic":
         half = out.dtype.type(0.5)
         np.multiply(x, half, out=out)
         np.tanh(out, out=out)
@@ -49,6 +55,8 @@ def phi_into(x: np.ndarray, out: np.ndarray, name: str) -> np.ndarray:
 
 def dphi(x: np.ndarray, name: str) -> np.ndarray:
     """phi'(x) (for ReLU, the derivative at 0 is taken as 0, as torch does)."""
+    if name == "identity":
+        return np.ones_like(x)
     if name == "logistic":
         s = _logistic(x)
         return s * (1.0 - s)
@@ -63,6 +71,8 @@ def dphi(x: np.ndarray, name: str) -> np.ndarray:
 
 def phi_inv(r: np.ndarray, name: str, eps: float = 1e-6) -> np.ndarray:
     """Potential giving rate ``r``, with ``r`` clipped into phi's open range by ``eps``."""
+    if name == "identity":
+        return np.array(r, copy=True)
     if name == "logistic":
         r = np.clip(r, eps, 1.0 - eps)
         return np.log(r) - np.log1p(-r)
@@ -74,6 +84,15 @@ def phi_inv(r: np.ndarray, name: str, eps: float = 1e-6) -> np.ndarray:
     if name == "relu":
         return np.maximum(r, 0.0)
     raise ValueError(f"unknown transfer function {name!r}")
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis (each row of a batch x units array), computed from
+    ``x - max(x)`` so that no exp overflows; the dtype kept."""
+    x = np.asarray(x)
+    z = np.exp(x - np.max(x, axis=-1, keepdims=True))
+    z /= np.sum(z, axis=-1, keepdims=True)
+    return z
 
 
 def _logistic(x: np.ndarray) -> np.ndarray:

@@ -21,8 +21,7 @@ from ghostnet.engines.base import Engine, engine_for
 from ghostnet.model.config import ModelConfig
 from ghostnet.model.params import Params
 from ghostnet.model.plasticity import Update, scale, sgd_step
-from ghostnet.model.state import Currents, PhaseResult, Recording, State, currents
-from ghostnet.model.transfer import phi
+from ghostnet.model.state import Currents, PhaseResult, Recording, State, currents, prediction
 
 
 @dataclass
@@ -43,8 +42,9 @@ class PhasePair:
 
     @property
     def prediction(self) -> np.ndarray:
-        """Output rates at the end of the free phase (batch x n_L)."""
-        return self.free_currents.r[-1]
+        """The network's prediction at the end of the free phase (batch x n_L): the output
+        rates, or with ``cost = 'cross_entropy'`` the probabilities ``softmax(u_L)``."""
+        return self.free_currents.p
 
 
 class GhostNetwork:
@@ -74,6 +74,10 @@ class GhostNetwork:
                 y = y[None, :]
             if y.shape != (x.shape[0], cfg.sizes[-1]):
                 raise ValueError(f"y must have shape ({x.shape[0]}, {cfg.sizes[-1]}), got {y.shape}")
+            if cfg.cost == "cross_entropy" and not (
+                    np.all(y >= 0) and np.allclose(y.sum(axis=1), 1.0, rtol=0, atol=1e-6)):
+                raise ValueError("with cost = 'cross_entropy' every row of y must be a probability "
+                                 "vector (entries >= 0 summing to 1), e.g. one-hot")
         return x, y
 
     # ---- phases -----------------------------------------------------------------------------
@@ -125,14 +129,11 @@ class GhostNetwork:
         return PhasePair(x, y, beta, free, nudged, fres, nres, fcur, ncur)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Output rates without target (batch x n_L); with cost 'cross_entropy' the softmax of the
-        output's potentials."""
+        """The prediction without target (batch x n_L): the output rates ``phi(u_L)``, or with
+        ``cost = 'cross_entropy'`` the probabilities ``softmax(u_L)`` (:func:`prediction`)."""
         x, _ = self._inputs(x)
         state, _ = self.free_phase(x)
-        if self.config.cost == "cross_entropy":  # p_L = softmax(u_L)
-            z = np.exp(state.u[-1] - state.u[-1].max(axis=1, keepdims=True))
-            return z / z.sum(axis=1, keepdims=True)
-        return phi(state.u[-1], self.config.transfer)
+        return prediction(self.config, state.u[-1])
 
     # ---- learning ---------------------------------------------------------------------------
     def update(self, pair: PhasePair) -> Update:
@@ -146,13 +147,15 @@ class GhostNetwork:
         """Plain SGD step along ``update`` (in place), then keep derived weights in step."""
         sgd_step(self.config, self.params, update, lr)
 
-    def step(self, x: np.ndarray, y: np.ndarray, lr: float | list[float]) -> PhasePair:
+    def step(self, x: np.ndarray, y: np.ndarray, lr: float | list[float],
+             apply=None) -> PhasePair:
         """One training step on a batch: phases, local update, SGD. Returns the phase pair.
         Mechanism 'learned': the ghosts learn from the free phase (docs/model.md §5), and from the
-        nudged phase too when ``gate_ghosts`` is off."""
+        nudged phase too when ``gate_ghosts`` is off. ``apply(update, lr)``, if given, replaces
+        the plain SGD step (an optimizer; it must keep the derived weights in step)."""
         pair = self.phases(x, y)
         pair.update = self.update(pair)
-        self.apply(pair.update, lr)
+        (apply or self.apply)(pair.update, lr)
         if self.config.mechanism == "learned":
             from ghostnet.network.mechanisms import ghost_plasticity
 

@@ -1,0 +1,186 @@
+"""Sweep throughput and thread contention on this machine (docs/sweeps.md, "Measured").
+
+1. Contention: a ghost run's epoch time alone and beside a second ghostnet process doing the same,
+   with every core per process (the libraries' default) and with ``--threads 1``.
+2. Sweep: 8 points of a short Fashion-MNIST run (784-500-10, copy ghosts, equilibrium, seeds
+   0-7) one after another in this process (``--workers 0``; with 1 thread and with every core)
+   against a local Dask cluster of 2 single-threaded workers (``--workers 2``). Throughput is
+   points per second of wall time after start-up (imports and Numba's cache loaded in every
+   process first; the cluster's start-up is reported apart); a point's time is the sum of its
+   epochs' ``seconds`` in metrics.csv, compared with the same point run alone.
+
+    python benchmarks/bench_sweep.py [--points 8] [--train-size 6000] [--epochs 3] [--skip-contention]
+    python benchmarks/bench_sweep.py --worker-check   # 3. one point: this process vs a Dask worker
+
+Needs Fashion-MNIST (the full set, or the embedded subset with --train-size <= 10000).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "experiments" / "configs" / "fashion_784-500-10.toml"
+
+
+def _epochs(run: Path, skip_first: bool = False) -> list[float]:
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    return [float(r["seconds"]) for r in rows[1 if skip_first else 0:]]
+
+
+def contention(tmp: Path, train_size: int, epochs: int) -> None:
+    """Median epoch time (first epoch, with its warm-up, left out) of run A alone and of A and B
+    side by side, at every core per process and at one thread."""
+    def start(name: str, threads: int, seed: int):
+        return subprocess.Popen(
+            [sys.executable, "-m", "ghostnet", "train", "--config", str(CONFIG), "--epochs",
+             str(epochs), "--train-size", str(train_size), "--seed", str(seed), "--threads",
+             str(threads), "--out", str(tmp / name), "--no-progress"],
+            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL)
+
+    print(f"contention: 784-500-10 ghost, {train_size} samples, batch 20, median of epochs "
+          f"2-{epochs} (s)")
+    print(f"{'threads per process':>20} {'alone':>8} {'beside another':>15} {'slowdown':>9}")
+    for threads in (0, 1):
+        a = start(f"alone-t{threads}", threads, 0)
+        a.wait()
+        alone = float(np.median(_epochs(tmp / f"alone-t{threads}", skip_first=True)))
+        pair = [start(f"pair{i}-t{threads}", threads, i) for i in (0, 1)]
+        for p in pair:
+            p.wait()
+        side = [float(np.median(_epochs(tmp / f"pair{i}-t{threads}", skip_first=True)))
+                for i in (0, 1)]
+        label = "every core" if threads == 0 else "1"
+        print(f"{label:>20} {alone:8.2f} {max(side):15.2f} {max(side) / alone:8.1f}x", flush=True)
+
+
+def sweep_file(tmp: Path, points: int, train_size: int, epochs: int) -> Path:
+    path = tmp / "bench.toml"
+    path.write_text(f'base = "{CONFIG}"\n[grid]\nseed = {list(range(points))}\n'
+                    f"[grid.train]\ntrain_size = [{train_size}]\nepochs = [{epochs}]\n"
+                    "pretrain = [0]\nprobe_size = [20]\n")
+    return path
+
+
+def _warm(train_size: int):
+    """Imports, Numba's cached kernels, torch and the dataset in this process: one tiny run."""
+    from ghostnet.learning import sweep as sw
+    from ghostnet.learning.settings import TrainConfig
+    from ghostnet.learning.training import train
+
+    cfg = TrainConfig.load(CONFIG)
+    sw._dataset(cfg.train.dataset, cfg.train.data_source)  # the points' cache of it
+    cfg.train.epochs, cfg.train.train_size, cfg.train.pretrain, cfg.train.probe_size = 1, 200, 0, 5
+    with tempfile.TemporaryDirectory() as d:
+        train(cfg.validate(), d, progress=False, threads=1)
+    return os.getpid()
+
+
+def throughput(tmp: Path, points: int, train_size: int, epochs: int) -> None:
+    from distributed import Client
+
+    from ghostnet.learning import sweep as sw
+
+    spec = sweep_file(tmp, points, train_size, epochs)
+    quiet = dict(progress=False, log=lambda m: None)
+    _warm(train_size)
+    times, per_point = {}, {}
+    for name, threads in (("one process, 1 thread", 1), ("one process, every core", 0)):
+        s = sw.load_sweep(spec, threads=threads)
+        t0 = time.perf_counter()
+        sw.run_sweep(s, tmp / name.replace(" ", "_").replace(",", ""), workers=0, **quiet)
+        times[name] = time.perf_counter() - t0
+        per_point[name] = {p.dirname: sum(_epochs(tmp / name.replace(" ", "_").replace(",", "") /
+                                                  p.dirname)) for p in s.points}
+    s = sw.load_sweep(spec, threads=1)
+    t0 = time.perf_counter()
+    cluster, saved = sw._local_cluster(2, 1)
+    with cluster, Client(cluster) as client:
+        client.run(_warm, train_size)
+        startup = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        sw.run_sweep(s, tmp / "dask", client=client, **quiet)
+        times["Dask, 2 workers x 1 thread"] = time.perf_counter() - t0
+    for k, v in saved.items():  # Dask put the workers' thread variables in this environment
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    per_point["Dask, 2 workers x 1 thread"] = {
+        p.dirname: sum(_epochs(tmp / "dask" / p.dirname)) for p in s.points}
+
+    ref = "one process, 1 thread"
+    print(f"\nsweep: {points} points, 784-500-10 ghost, {train_size} samples, {epochs} epochs each "
+          f"(cluster start-up and warm-up {startup:.1f} s, not counted)")
+    print(f"{'how':>28} {'wall s':>8} {'points/min':>11} {'throughput x':>13} "
+          f"{'point s (median)':>17} {'worst point vs alone':>21}")
+    for name, wall in times.items():
+        ratio = [per_point[name][k] / per_point[ref][k] for k in per_point[ref]]
+        print(f"{name:>28} {wall:8.1f} {60 * points / wall:11.2f} {times[ref] / wall:12.2f}x "
+              f"{np.median(list(per_point[name].values())):17.2f} {max(ratio):20.2f}x",
+              flush=True)
+    best = min(times["one process, 1 thread"], times["one process, every core"])
+    print(f"Dask against the faster one-process way: "
+          f"{best / times['Dask, 2 workers x 1 thread']:.2f}x the throughput")
+
+
+def _one_point(train_size: int, epochs: int) -> list[float]:
+    """One point (seed 0, 1 thread) in a fresh run directory; its epochs' seconds."""
+    from ghostnet.learning import sweep as sw
+    from ghostnet.learning.settings import TrainConfig
+
+    cfg = TrainConfig.load(CONFIG)
+    cfg.train.epochs, cfg.train.train_size, cfg.train.pretrain = epochs, train_size, 0
+    cfg.train.probe_size, cfg.train.threads = 20, 1
+    with tempfile.TemporaryDirectory() as d:
+        sw.run_point(cfg.validate().to_toml(), d, 1)
+        return _epochs(Path(d))
+
+
+def worker_against_process(train_size: int, epochs: int, rounds: int = 2) -> None:
+    """The same point alternately in this process and on a one-worker local cluster."""
+    from distributed import Client
+
+    from ghostnet.learning import sweep as sw
+
+    cluster, _ = sw._local_cluster(1, 1)
+    print(f"\none point ({train_size} samples, {epochs} epochs, 1 thread), epoch seconds:")
+    with cluster, Client(cluster) as client:
+        for _ in range(rounds):
+            here = _one_point(train_size, epochs)
+            there = client.submit(_one_point, train_size, epochs, pure=False).result()
+            print(f"  this process {' '.join(f'{x:.2f}' for x in here)}   "
+                  f"Dask worker {' '.join(f'{x:.2f}' for x in there)}   "
+                  f"(load {os.getloadavg()[0]:.1f})", flush=True)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--points", type=int, default=8)
+    ap.add_argument("--train-size", type=int, default=6000)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--skip-contention", action="store_true")
+    ap.add_argument("--worker-check", action="store_true",
+                    help="only: one point alternately in this process and on a Dask worker")
+    args = ap.parse_args(argv)
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    if args.worker_check:
+        worker_against_process(3000, 3)
+        return
+    with tempfile.TemporaryDirectory() as d:
+        if not args.skip_contention:
+            contention(Path(d), min(args.train_size, 3000), 4)
+        throughput(Path(d), args.points, args.train_size, args.epochs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,386 @@
+"""Sweeps: the points are the cross product the sweep file states, every point is validated before
+any work, a sweep on a local Dask cluster gives the runs that ``train`` gives alone, bit for bit
+(a worker killed mid-point included), a rerun skips finished points, a failed point does not stop
+the others, the report is the mean and sd of the run directories' metrics, and ``threads`` bounds
+every thread pool. A tiny dataset made here: no network needed."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ghostnet.cli import main as cli_main
+from ghostnet.learning import sweep as sw
+from ghostnet.learning.settings import TrainConfig, TrainSettings
+from ghostnet.learning.threads import limit_threads
+from ghostnet.learning.training import train
+from ghostnet.model.config import ConfigError
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """A learnable 28 x 28 dataset (.npz, 200/100 images) and a base config for it."""
+    rng = np.random.default_rng(7)
+    protos = rng.uniform(0, 1, (10, 784))
+
+    def draw(n):
+        y = rng.integers(0, 10, n)
+        x = np.clip(protos[y] + rng.normal(0, 0.2, (n, 784)), 0, 1)
+        return (x * 255).astype(np.uint8).reshape(n, 28, 28), y.astype(np.uint8)
+
+    (xt, yt), (xs, ys) = draw(200), draw(100)
+    npz = tmp_path / "tiny.npz"
+    np.savez(npz, x_train=xt, y_train=yt, x_test=xs, y_test=ys)
+    base = tmp_path / "base.toml"
+    base.write_text(f"""
+[model]
+sizes = [784, 12, 10]
+mode = "equilibrium"
+dtype = "float64"
+[train]
+dataset = "mnist"
+data_source = "{npz}"
+epochs = 2
+batch_size = 10
+lr = 0.5
+probe_size = 10
+""")
+    return tmp_path
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def _same_run(a: Path, b: Path) -> None:
+    """Two run directories hold the same run: final weights bit for bit, every metric but time."""
+    with np.load(a / "checkpoint.npz") as za, np.load(b / "checkpoint.npz") as zb:
+        weights = [k for k in za.files if k != "extra_json"]
+        assert weights and sorted(weights) == sorted(k for k in zb.files if k != "extra_json")
+        for k in weights:
+            assert np.array_equal(za[k], zb[k]), k
+    ra, rb = (list(csv.DictReader(open(p / "metrics.csv"))) for p in (a, b))
+    assert len(ra) == len(rb) > 0
+    for x, y in zip(ra, rb):
+        x.pop("seconds"), y.pop("seconds")
+        assert x == y
+
+
+# ---- the sweep file -----------------------------------------------------------------------------
+def test_grid_is_the_cross_product_and_points_cross_it(tiny):
+    s = sw.load_sweep(_write(tiny / "s.toml", """
+base = "base.toml"
+[grid]
+seed = [0, 1, 2]
+[grid.model]
+beta = [0.01, 0.001]
+[[points]]
+name = "ghost"
+[[points]]
+name = "fa"
+train.learner = "fa"
+model.feedback = "random"
+"""))
+    assert len(s.points) == 2 * 3 * 2
+    seen = {(p.label, p.config.model.beta, p.config.train.seed) for p in s.points}
+    assert seen == {(n, b, k) for n in ("ghost", "fa") for b in (0.01, 0.001) for k in (0, 1, 2)}
+    for p in s.points:
+        assert p.config.model.seed == p.config.train.seed  # [grid] seed sets both
+        assert p.config.train.learner == ("fa" if p.label == "fa" else "ghost")
+        assert p.config.model.feedback == ("random" if p.label == "fa" else "symmetric")
+        assert p.config.train.threads == 1  # one thread a sweep worker
+        assert p.config.train.epochs == 2  # the rest from the base
+    assert len({p.dirname for p in s.points}) == len(s.points)
+    assert "fa,seed=2,beta=0.01" in {p.dirname for p in s.points}
+    assert s.group_fields == ["name", "model.beta", "train.learner", "model.feedback"]
+
+
+def test_dirname_template_and_overrides(tiny):
+    path = _write(tiny / "s.toml", """
+base = "base.toml"
+dirname = "{name}-b{beta}-s{seed}"
+[grid]
+seed = [0, 1]
+[grid.model]
+beta = [0.5, 0.25]
+[[points]]
+name = "bp"
+train.learner = "backprop"
+""")
+    s = sw.load_sweep(path)
+    assert sorted(p.dirname for p in s.points) == sorted(
+        f"bp-b{b}-s{k}" for b in (0.5, 0.25) for k in (0, 1))
+    # --set: a field of every point; setting a grid axis leaves one value of it
+    s = sw.load_sweep(path, sw.parse_overrides(["train.epochs=5", "seed=1"]))
+    assert sorted(p.dirname for p in s.points) == ["bp-b0.25-s1", "bp-b0.5-s1"]
+    assert {(p.config.train.epochs, p.config.model.seed) for p in s.points} == {(5, 1)}
+
+
+@pytest.mark.parametrize("text,words", [
+    ('[grid.model]\nbeta = [0.01, -1.0]', ["point 2", "beta=-1.0", "'beta'", ">= 0"]),
+    ('[grid.train]\nlearner = ["ghost", "fa"]', ["point 2", "learner=fa", "'feedback'"]),
+    ('[grid.model]\nbetta = [0.1]', ["unknown field 'model.betta'"]),
+    ('[grid.train]\nepochs = 3', ["'train.epochs'", "non-empty list"]),
+    ('[[points]]\ntrain.lr = 0', ["point 1", "'lr'"]),
+    ('[[points]]\noptimizer = "adam"', ["[[points]] number 1", "unknown key 'optimizer'"]),
+    ('dirname = "{nope}"\n[grid.model]\nbeta = [0.1, 0.2]', ["'dirname'", "nope"]),
+    ('dirname = "fixed"\n[grid.model]\nbeta = [0.1, 0.2]', ["points 1 and 2", "'fixed'"]),
+    ('[cluster]\ntype = "mesos"', ["[cluster] type", "slurm"]),
+    ('wrkers = 2', ["unknown key 'wrkers'"]),
+    ('[grid.model]\nbeta = [0.1, 0.2]\n[[points]]\nmodel.beta = 0.3', ["'model.beta'", "[grid]"]),
+    ('[grid]\nseed = [0, 1]\n[grid.train]\nseed = [2]', ["'seed'", "'train.seed'"]),
+])
+def test_invalid_sweep_is_refused_before_any_work(tiny, text, words, capsys):
+    path = _write(tiny / "bad.toml", 'base = "base.toml"\n' + text + "\n")
+    with pytest.raises(sw.SweepError) as err:
+        sw.load_sweep(path)
+    for w in words:
+        assert w in str(err.value)
+    out = tiny / "out"
+    assert cli_main(["sweep", str(path), "--out", str(out), "--workers", "2"]) == 2
+    assert "ghostnet sweep: error:" in capsys.readouterr().err
+    assert not out.exists()  # nothing started, not even the sweep directory
+
+
+def test_missing_base_and_bad_threads_are_refused(tiny):
+    with pytest.raises(sw.SweepError, match="base config 'nowhere.toml' not found"):
+        sw.load_sweep(_write(tiny / "s.toml", 'base = "nowhere.toml"\n'))
+    with pytest.raises(ConfigError, match="threads"):
+        sw.load_sweep(_write(tiny / "s.toml", 'base = "base.toml"\n'), threads=-1)
+
+
+def test_a_run_directory_with_another_configuration_is_refused(tiny):
+    s = sw.load_sweep(_write(tiny / "s.toml", 'base = "base.toml"\n[grid.model]\nbeta = [0.1, 0.2]\n'))
+    other = dataclasses.replace(s.points[1].config,
+                                model=dataclasses.replace(s.points[1].config.model, beta=0.3))
+    (tiny / "out" / s.points[1].dirname).mkdir(parents=True)
+    (tiny / "out" / s.points[1].dirname / "config.toml").write_text(other.to_toml())
+    with pytest.raises(sw.SweepError, match=r"point 2 \(beta=0.2\).*model.beta = 0.3"):
+        sw.run_sweep(s, tiny / "out", workers=0, progress=False, log=lambda m: None)
+    assert not (tiny / "out" / s.points[0].dirname).exists()
+
+
+# ---- running -------------------------------------------------------------------------------------
+def test_local_cluster_sweep_matches_runs_alone_and_reruns_skip(tiny):
+    path = _write(tiny / "s.toml", """
+base = "base.toml"
+[grid.model]
+beta = [0.1, 0.01]
+[grid.train]
+seed = [0, 1]
+""")
+    s = sw.load_sweep(path)
+    out = tiny / "sweep"
+    results = sw.run_sweep(s, out, workers=2, progress=False, log=lambda m: None)
+    assert [r["status"] for r in results] == ["finished"] * 4
+    assert not any(r["skipped"] for r in results)
+    assert len({r["pid"] for r in results}) == 2  # both worker processes took points
+    for p in s.points:  # the same run as train() gives alone, in this process
+        alone = tiny / "alone" / p.dirname
+        train(p.config, alone, progress=False)
+        _same_run(out / p.dirname, alone)
+    # the report: one row a point, groups over the seeds, from the run directories
+    rows = list(csv.DictReader(open(out / "report.csv")))
+    assert [r["dir"] for r in rows] == [p.dirname for p in s.points]
+    md = (out / "report.md").read_text().splitlines()
+    assert md[0].startswith("| model.beta | seeds |")
+    for beta, line in zip(("0.1", "0.01"), md[2:]):
+        errs = [100 * (1 - float(list(csv.DictReader(open(out / f"beta={beta},seed={k}" /
+                                                          "metrics.csv")))[-1]["test_acc"]))
+                for k in (0, 1)]
+        assert line.split(" | ")[:4] == [f"| {beta}", "2", "2",
+                                         f"{np.mean(errs):.2f} +- {np.std(errs, ddof=1):.2f}"]
+    assert len(md) == 4
+    # a rerun skips all four and changes nothing
+    before = {p.dirname: (out / p.dirname / "checkpoint.npz").stat().st_mtime_ns for p in s.points}
+    again = sw.run_sweep(s, out, workers=2, progress=False, log=lambda m: None)
+    assert [r["skipped"] for r in again] == [True] * 4
+    assert {p.dirname: (out / p.dirname / "checkpoint.npz").stat().st_mtime_ns for p in s.points} == before
+
+
+def test_rerun_resumes_an_interrupted_point_from_its_checkpoint(tiny, monkeypatch):
+    """A point whose run was stopped by Ctrl-C right after its first epoch: the sweep's rerun
+    resumes it and ends where the uninterrupted run ends."""
+    import os
+    import signal
+
+    from ghostnet.learning import training as training_mod
+
+    s = sw.load_sweep(_write(tiny / "s.toml", 'base = "base.toml"\n[grid.train]\nseed = [5]\n'
+                                              "epochs = [3]\n"))
+    (p,) = s.points
+    out = tiny / "sweep"
+    original = training_mod.Trainer._write_metrics
+
+    def write_then_interrupt(self, rows):  # Ctrl-C once epoch 1's metrics are written
+        original(self, rows)
+        if len(rows) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(training_mod.Trainer, "_write_metrics", write_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train(p.config, out / p.dirname, progress=False)
+    monkeypatch.setattr(training_mod.Trainer, "_write_metrics", original)
+    assert sw._point_status(out / p.dirname) == "interrupted"
+    epoch1 = list(csv.DictReader(open(out / p.dirname / "metrics.csv")))
+    assert len(epoch1) == 1
+    (r,) = sw.run_sweep(s, out, workers=0, progress=False, log=lambda m: None)
+    assert r["status"] == "finished" and r["resumed"]
+    assert list(csv.DictReader(open(out / p.dirname / "metrics.csv")))[0] == epoch1[0]  # not redone
+    train(p.config, tiny / "alone", progress=False)
+    _same_run(out / p.dirname, tiny / "alone")
+
+
+def test_failed_point_is_reported_and_the_others_finish(tiny, capsys):
+    path = _write(tiny / "s.toml", f"""
+base = "base.toml"
+[grid.train]
+data_source = ["{tiny / 'tiny.npz'}", "{tiny / 'missing.npz'}"]
+""")
+    out = tiny / "sweep"
+    assert cli_main(["sweep", str(path), "--out", str(out), "--workers", "0",
+                     "--no-progress"]) == 1
+    s = sw.load_sweep(path)
+    ok, bad = s.points
+    assert sw._point_status(out / ok.dirname) == "finished"
+    assert (out / bad.dirname / "error.txt").is_file()
+    rows = {r["dir"]: r for r in csv.DictReader(open(out / "report.csv"))}
+    assert rows[ok.dirname]["status"] == "finished"
+    assert rows[bad.dirname]["status"] == "failed" and "missing.npz" in rows[bad.dirname]["error"]
+    assert "missing.npz" in capsys.readouterr().out
+
+
+def test_dry_run_lists_points_and_states(tiny, capsys):
+    path = _write(tiny / "s.toml", 'base = "base.toml"\n[grid.train]\nseed = [3, 4]\n')
+    out = tiny / "sweep"
+    finished = out / "seed=4"
+    train(sw.load_sweep(path).points[1].config, finished, progress=False)
+    assert cli_main(["sweep", str(path), "--out", str(out), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("2 points")
+    assert lines[1].split() == ["1", "seed=3", "to", "run"]
+    assert lines[2].split() == ["2", "seed=4", "finished"]
+    assert sorted(p.name for p in out.iterdir()) == ["seed=4"]  # nothing else written
+
+
+@pytest.mark.slow
+def test_killed_worker_point_reruns_and_matches_run_alone(tiny):
+    """SIGKILL the worker process running a point after its first epoch: Dask reruns the point
+    on a worker, it resumes from its epoch checkpoint, and every run equals the run alone."""
+    from distributed import Client, LocalCluster
+
+    path = _write(tiny / "s.toml", """
+base = "base.toml"
+[grid.train]
+seed = [0, 1]
+batch_size = [1]
+epochs = [4]
+""")
+    s = sw.load_sweep(path)
+    out = tiny / "sweep"
+    victim = out / s.points[0].dirname
+    killed = []
+
+    def kill_when_checkpointed(client):
+        while not (victim / "metrics.csv").exists():
+            time.sleep(0.005)
+        pids = client.run(lambda dask_worker: (os.getpid(), [
+            ts.key for ts in dask_worker.state.tasks.values() if ts.state == "executing"]))
+        for pid, keys in pids.values():
+            if any(s.points[0].dirname in str(k) for k in keys):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        killer = threading.Thread(target=kill_when_checkpointed, args=(client,), daemon=True)
+        killer.start()
+        results = sw.run_sweep(s, out, client=client, progress=False, log=lambda m: None)
+        killer.join(5)
+    assert killed, "the point finished before it could be killed"
+    assert [r["status"] for r in results] == ["finished"] * 2
+    assert results[0]["resumed"] and results[0]["pid"] != killed[0]
+    for p in s.points:
+        alone = tiny / "alone" / p.dirname
+        train(p.config, alone, progress=False)
+        _same_run(out / p.dirname, alone)
+
+
+# ---- threads ---------------------------------------------------------------------------------------
+def test_limit_threads_bounds_every_pool_and_restores_them():
+    import numba
+    import torch
+    from threadpoolctl import threadpool_info
+
+    before = (numba.get_num_threads(), torch.get_num_threads(),
+              [p["num_threads"] for p in threadpool_info()])
+    with limit_threads(1) as n:
+        assert n == 1
+        assert numba.get_num_threads() == 1 and torch.get_num_threads() == 1
+        assert all(p["num_threads"] == 1 for p in threadpool_info())
+    assert (numba.get_num_threads(), torch.get_num_threads(),
+            [p["num_threads"] for p in threadpool_info()]) == before
+    with pytest.raises(ConfigError, match="threads"):
+        TrainConfig(train=TrainSettings(threads=-2)).validate()
+
+
+def test_train_cli_threads_option(tiny):
+    assert cli_main(["train", "--config", str(tiny / "base.toml"), "--threads", "1", "--epochs", "1",
+                     "--out", str(tiny / "run"), "--no-progress"]) == 0
+    assert TrainConfig.load(tiny / "run" / "config.toml").train.threads == 1
+
+
+# ---- batch schedulers -------------------------------------------------------------------------------
+def test_slurm_cluster_job_script(tiny):
+    s = sw.load_sweep(_write(tiny / "s.toml", """
+base = "base.toml"
+[grid.train]
+seed = [0, 1]
+[cluster]
+type = "slurm"
+jobs = 3
+cores = 8
+memory = "16GB"
+walltime = "02:00:00"
+queue = "compute"
+account = "ghost-lab"
+job_script_prologue = ["module load python/3.11"]
+"""))
+    cluster = sw.jobqueue_cluster(s)
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    lines = script.splitlines()
+    for line in ("#SBATCH -p compute", "#SBATCH -A ghost-lab", "#SBATCH -n 1",
+                 "#SBATCH --cpus-per-task=8", "#SBATCH -t 02:00:00", "export OMP_NUM_THREADS=1",
+                 "export OPENBLAS_NUM_THREADS=1", "export NUMBA_NUM_THREADS=1",
+                 "module load python/3.11"):
+        assert line in lines, line
+    assert lines.index("export OMP_NUM_THREADS=1") < lines.index("module load python/3.11")
+    worker = next(ln for ln in lines if "distributed.cli.dask_worker" in ln)
+    # one single-threaded worker process per core
+    assert "--nworkers 8" in worker and "--nthreads 1" in worker
+
+
+def test_dask_malloc_trim_is_undone_but_a_users_is_kept(monkeypatch):
+    """Dask's MALLOC_TRIM_THRESHOLD_ (its pre-spawn default) stops ghostnet's glibc tuning; a
+    point on a Dask worker sets it again, unless the value is the user's own."""
+    import dask
+    import distributed  # noqa: F401  (its configuration)
+
+    dask_value = str(dask.config.get("distributed.nanny.pre-spawn-environ")["MALLOC_TRIM_THRESHOLD_"])
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", dask_value)
+    assert sw._undo_dask_malloc_trim()
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", dask_value + "0")
+    assert not sw._undo_dask_malloc_trim()
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    assert not sw._undo_dask_malloc_trim()
