@@ -59,7 +59,7 @@ def run_one(job: dict) -> dict:
 
 def summarize(out: Path) -> dict:
     """Per variant and seed the last finished epoch's validation and test accuracy (from each run
-    directory's metrics.csv), and the means over seeds."""
+    directory's metrics.csv), printed with the means over seeds and written to table.json."""
     import csv
 
     table: dict = {}
@@ -73,6 +73,7 @@ def summarize(out: Path) -> dict:
         table.setdefault(variant, []).append(
             {"seed": int(seed), "epochs": int(last["epoch"]), "val_acc": float(last["val_acc"]),
              "test_acc": float(last["test_acc"])})
+    (out / "table.json").write_text(json.dumps(table, indent=2) + "\n")
     for variant, runs in table.items():
         errs = [100 * (1 - r["test_acc"]) for r in runs]
         print(f"{variant:<22} test error {statistics.mean(errs):.2f}% (seeds: "
