@@ -14,31 +14,17 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _keep_freed_memory() -> bool:
-    """glibc only: keep freed blocks of up to 16 MB in the heap (M_MMAP_THRESHOLD) and up to
-    64 MB of free heap (M_TRIM_THRESHOLD) instead of handing them back to the system.
-
-    A training step allocates dozens of short-lived batch-sized arrays (100 x 500 float32 is
-    200 kB, above glibc's initial 128 kB mmap threshold). Depending on the process's allocation
-    history glibc either recycles them or maps and unmaps fresh pages for every one of them, and
-    the page faults then double the time of an equilibrium step (784-500-500-10, batch 100,
-    float32: 6.2 against 3.3 ms, the same code in two processes). Fixing both thresholds makes the
-    fast case the only one. Returns whether it was done. Skipped off glibc, when the user set
-    MALLOC_MMAP_THRESHOLD_ or MALLOC_TRIM_THRESHOLD_, or with GHOSTNET_KEEP_MALLOC=1.
-    """
-    import ctypes
+    """:func:`ghostnet.runtime.set_malloc_thresholds` at import, unless the user set
+    MALLOC_MMAP_THRESHOLD_ or MALLOC_TRIM_THRESHOLD_, or GHOSTNET_KEEP_MALLOC=1, or off Linux."""
     import sys
+
+    from ghostnet.runtime import set_malloc_thresholds
 
     if not sys.platform.startswith("linux") or _os.environ.get("GHOSTNET_KEEP_MALLOC") == "1":
         return False
     if any(k in _os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
         return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        return bool(libc.mallopt(m_mmap_threshold, 16 << 20)) and bool(
-            libc.mallopt(m_trim_threshold, 64 << 20))
-    except (OSError, AttributeError):  # not glibc
-        return False
+    return set_malloc_thresholds()
 
 
 MALLOC_TUNED_BY_GHOSTNET = _keep_freed_memory()

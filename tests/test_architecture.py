@@ -12,7 +12,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "ghostnet"
 
 LAYERS = {
-    "version": 0, "io": 0, "errors": 0, "kernels": 0,   # no knowledge of the model
+    "version": 0, "io": 0, "errors": 0, "runtime": 0, "kernels": 0,  # no model knowledge
     "model": 1,                             # configuration, parameters, transfer, state, plasticity
     "engines": 2,                           # what settles the phases
     "network": 3,                           # the ghost network on an engine, mechanisms

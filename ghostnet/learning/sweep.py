@@ -400,15 +400,9 @@ def _undo_dask_malloc_trim() -> bool:
         return False
     if dask_value is None or str(dask_value) != value:
         return False  # the user's own setting
-    import ctypes
+    from ghostnet.runtime import set_malloc_thresholds
 
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        return bool(libc.mallopt(m_mmap_threshold, 16 << 20)) and bool(
-            libc.mallopt(m_trim_threshold, 64 << 20))
-    except (OSError, AttributeError):  # not glibc
-        return False
+    return set_malloc_thresholds()
 
 
 def run_point(config_toml: str, out: str, threads: int) -> dict:
