@@ -1,11 +1,11 @@
 """ghostnet: biologically plausible deep learning with ghost units (see docs/model.md)."""
 import os as _os
 
-# The kernels alternate Numba's OpenMP threads with BLAS's own threads; with the default active
-# waiting the idle pool spins on the cores the other needs (measured: 4.5x slower on 2 cores).
-# Set before the OpenMP runtime loads; a user's own setting is kept.
-OMP_PASSIVE_SET_BY_GHOSTNET = "OMP_WAIT_POLICY" not in _os.environ
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OMP_WAIT_POLICY is left as the user has it. No Numba kernel runs threads any more, so nothing of
+# ghostnet's own spins against BLAS; setting PASSIVE (as this package did until 2026-11-30) made
+# torch's OpenMP threads sleep between operations: a plain torch training epoch (784-500-10, batch
+# 100, 10,000 samples) took 0.37-0.45 s instead of 0.23-0.26 s, while the ghost epochs did not
+# change beyond the noise (equilibrium 0.32-0.41 s, dynamics 1.60-1.79 s either way).
 # OpenBLAS's idle threads are left to spin for their default time (OPENBLAS_THREAD_TIMEOUT 2^28
 # cycles): letting them sleep at once (2^4; this package's setting until 2026-11-26) no longer helps
 # the dynamics kernels (784-500-500-10, 50 steps, float32: 48 against 46 ms, medians of 5

@@ -199,8 +199,7 @@ class Integrator:
         done = 0
         maxd = np.inf
         converged = False
-        # BLAS and Numba's element-wise pass take turns on the cores; with Numba's OpenMP pool
-        # waiting passively (OMP_WAIT_POLICY: see ghostnet/__init__.py) BLAS on all threads is
+        # BLAS and the serial element-wise pass take turns on the cores; BLAS on all threads is
         # fastest (784-500-500-10, 50 steps, float32: 57 ms, against 73 ms with BLAS held to one
         # thread).
         done, maxd, converged = self._loop(args, cfg, ws, params, state, drive, x, beta, nudge,

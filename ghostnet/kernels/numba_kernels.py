@@ -38,7 +38,6 @@ import math
 
 import numba
 import numpy as np
-from numba import prange
 
 from ghostnet.kernels.vmath import bits, like, unbits, vexp, vlogistic, vrelu, vtanh
 
@@ -215,10 +214,11 @@ def phi_row(code, src, dst):
             dst[j] = vrelu(src[j])
 
 
-@numba.njit(parallel=True, cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy")
 def phi_array(code, x, out):
-    """``out = phi(x)`` for a C-contiguous 2-D array, parallel over rows."""
-    for a in prange(x.shape[0]):
+    """``out = phi(x)`` for a C-contiguous 2-D array, row by row (serial: no Numba kernel starts a
+    thread pool, so none competes with BLAS's or torch's threads for the cores)."""
+    for a in range(x.shape[0]):
         phi_row(code, x[a], out[a])
 
 
