@@ -201,12 +201,10 @@ def _status_kb(field: str) -> int:
 
 def part_epoch(sizes, learner, mode, settle, repeats, eq_max_iter=500):
     """Seconds of one epoch's training loop (10,000 samples, batch 100, float32)."""
-    import csv
     import dataclasses
-    import tempfile
 
     from ghostnet.learning.data import load
-    from ghostnet.learning.training import TrainConfig, train
+    from ghostnet.learning.training import TrainConfig
 
     data = load("fashion-mnist")
     base = TrainConfig()
@@ -215,14 +213,26 @@ def part_epoch(sizes, learner, mode, settle, repeats, eq_max_iter=500):
                                 eq_max_iter=eq_max_iter)
     settings = dataclasses.replace(base.train, learner=learner, epochs=1, batch_size=100,
                                    train_size=10000, probe_size=0)
+    return {"epoch_s": epoch_seconds(model, settings, data, repeats)}
+
+
+def epoch_seconds(model, settings, data, repeats) -> float:
+    """Median over ``repeats`` of one training epoch's seconds (metrics.csv) on 10,000 samples,
+    after a warm-up epoch of 200 (Numba's compilation, torch's first calls)."""
+    import csv
+    import dataclasses
+    import tempfile
+
+    from ghostnet.learning.training import TrainConfig, train
+
     times = []
-    for k in range(repeats + 1):  # the first one compiles
+    for k in range(repeats + 1):
         cfg = TrainConfig(model, dataclasses.replace(settings, train_size=200 if k == 0 else 10000))
         with tempfile.TemporaryDirectory() as tmp:
             train(cfg.validate(), tmp, data=data, progress=False)
             if k:
                 times.append(float(next(csv.DictReader(open(f"{tmp}/metrics.csv")))["seconds"]))
-    return {"epoch_s": statistics.median(times)}
+    return statistics.median(times)
 
 
 def part_torch_epoch(sizes, repeats):

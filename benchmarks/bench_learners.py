@@ -34,13 +34,11 @@ KINDS = ("backprop", "fa", "backprop_autograd_copy")
 
 def part_learner_epoch(sizes, kind, repeats=1):
     """Seconds of one training epoch of the trainer (10,000 samples, batch 100, float32)."""
-    import csv
     import dataclasses
-    import tempfile
 
     from ghostnet.learning.data import load
     from ghostnet.learning.learners import Learner
-    from ghostnet.learning.training import TrainConfig, train
+    from ghostnet.learning.training import TrainConfig
     from ghostnet.model.plasticity import Update
 
     if kind == "backprop_autograd_copy":
@@ -58,14 +56,7 @@ def part_learner_epoch(sizes, kind, repeats=1):
     settings = dataclasses.replace(base.train, learner="fa" if kind == "fa" else "backprop",
                                    epochs=1, batch_size=100, lr=0.5, probe_size=0,
                                    eval_train=False)
-    times = []
-    for k in range(repeats + 1):  # the first one warms up
-        cfg = TrainConfig(model, dataclasses.replace(settings, train_size=200 if k == 0 else 10000))
-        with tempfile.TemporaryDirectory() as tmp:
-            train(cfg.validate(), tmp, data=data, progress=False)
-            if k:
-                times.append(float(next(csv.DictReader(open(f"{tmp}/metrics.csv")))["seconds"]))
-    return {"epoch_s": statistics.median(times)}
+    return {"epoch_s": bench_engine.epoch_seconds(model, settings, data, repeats)}
 
 
 def run_part(name, args):
