@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+import re
 import signal
 import threading
 import time
@@ -179,9 +180,12 @@ seed = [0, 1]
 """)
     s = sw.load_sweep(path)
     out = tiny / "sweep"
-    results = sw.run_sweep(s, out, workers=2, progress=False, log=lambda m: None)
+    said = []
+    results = sw.run_sweep(s, out, workers=2, progress=False, log=said.append)
     assert [r["status"] for r in results] == ["finished"] * 4
     assert not any(r["skipped"] for r in results)
+    # the LocalCluster serves its dashboard (bokeh is a dependency) and the sweep names it
+    assert any(re.search(r"dashboard http://[\w.:-]+:\d+/status", m) for m in said), said
     assert len({r["pid"] for r in results}) == 2  # both worker processes took points
     for p in s.points:  # the same run as train() gives alone, in this process
         alone = tiny / "alone" / p.dirname
