@@ -91,7 +91,8 @@ def run_one(run: str, out: Path) -> None:
     d = out / run
     if (d / "summary.json").exists():
         return
-    train(cfg, d, resume=(d / "checkpoint.npz").exists(), progress=False)
+    # threads=1: train() otherwise widens every pool to all cores, whatever the environment says
+    train(cfg, d, resume=(d / "checkpoint.npz").exists(), progress=False, threads=1)
 
 
 def run_many(runs: list[str], out: Path, jobs: int) -> None:
@@ -102,8 +103,8 @@ def run_many(runs: list[str], out: Path, jobs: int) -> None:
     while todo or running:
         while todo and len(running) < jobs:
             r = todo.pop(0)
-            (out / r).mkdir(parents=True, exist_ok=True)
-            log = open(out / r / "log.txt", "a")
+            (out / r).parent.mkdir(parents=True, exist_ok=True)
+            log = open(out / f"{r}.log", "a")  # beside the run directory, which holds only the run
             p = subprocess.Popen([sys.executable, __file__, "_one", r, "--out", str(out)], env=env,
                                  stdout=log, stderr=subprocess.STDOUT)
             running.append((r, p, time.time()))

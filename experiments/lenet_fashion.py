@@ -51,7 +51,8 @@ def run_one(job: dict) -> dict:
                             train_size=job["train_size"], probe_size=0,
                             pretrain=job["pretrain"] if v["mechanism"] == "learned" else 0)
     out = Path(job["out"]) / f"{job['variant']}-seed{job['seed']}"
-    s = train(TrainConfig(model, t).validate(), out, data=load("fashion-mnist"), progress=False)
+    s = train(TrainConfig(model, t).validate(), out, data=load("fashion-mnist"), progress=False,
+              threads=1)  # train() otherwise widens every pool to all cores
     f = s["final"]
     return {"variant": job["variant"], "seed": job["seed"], "val_acc": f["val_acc"],
             "test_acc": f["test_acc"], "seconds": f["seconds"]}
