@@ -11,6 +11,13 @@
 
     python benchmarks/bench_sweep.py [--points 8] [--train-size 6000] [--epochs 3] [--skip-contention]
     python benchmarks/bench_sweep.py --worker-check   # 3. one point: this process vs a Dask worker
+    python benchmarks/bench_sweep.py --machine-check  # 4. the cores themselves, alone and in pairs
+
+4. measures what two single-threaded processes cost each other on this machine with no ghostnet
+code at all: a register-only arithmetic loop (no memory traffic), a matrix-vector loop on a 1.5 MB
+matrix (the size of 784-500-10's W_1 in float32, resident in the L3 cache) and a stream over 256 MB
+(main memory). Each kernel runs alone, then as two processes at once; the ratio is the pair's
+slower time over the time alone, the floor under any sweep point's slowdown here.
 
 Needs Fashion-MNIST (the full set, or the embedded subset with --train-size <= 10000).
 """
@@ -162,6 +169,70 @@ def worker_against_process(train_size: int, epochs: int, rounds: int = 2) -> Non
                   f"(load {os.getloadavg()[0]:.1f})", flush=True)
 
 
+_KERNELS = {
+    "arithmetic (registers only)": "arith",
+    "matrix-vector, 1.5 MB matrix (L3)": "l3",
+    "stream over 256 MB (memory)": "mem",
+}
+
+
+def _kernel(kind: str) -> float:
+    """Seconds of one fixed amount of work of ``kind`` (module docstring, 4.), one thread."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    if kind == "arith":
+        import numba
+
+        @numba.njit(cache=False)
+        def spin(n):
+            x, y = 1.0, 0.5
+            for _ in range(n):
+                x = x * 0.999999 + y
+                y = y * 0.999999 + 1e-9
+            return x + y
+
+        spin(10)
+        t0 = time.perf_counter()
+        spin(400_000_000)
+        return time.perf_counter() - t0
+    if kind == "l3":
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((500, 784)).astype(np.float32)
+        v = rng.standard_normal((784, 20)).astype(np.float32)
+        t0 = time.perf_counter()
+        for _ in range(6000):
+            a @ v
+        return time.perf_counter() - t0
+    big = np.ones(32 * 1024 * 1024)  # 256 MB of float64
+    t0 = time.perf_counter()
+    for _ in range(40):
+        big.sum()
+    return time.perf_counter() - t0
+
+
+def machine_check(rounds: int = 3) -> None:
+    """Module docstring, 4.: each kernel alone and as a pair of processes, medians of rounds."""
+    def launch(kind: str):
+        return subprocess.Popen([sys.executable, __file__, "--_kernel", kind],
+                                stdout=subprocess.PIPE, text=True,
+                                env={**os.environ, "OMP_NUM_THREADS": "1",
+                                     "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+
+    print(f"\nthe cores themselves: one thread a process, medians of {rounds} rounds (s)")
+    print(f"{'kernel':>36} {'alone':>7} {'pair (slower)':>14} {'slowdown':>9}")
+    for label, kind in _KERNELS.items():
+        alone, pair = [], []
+        for _ in range(rounds):
+            p = launch(kind)
+            alone.append(float(p.communicate()[0]))
+            ps = [launch(kind) for _ in range(2)]
+            pair.append(max(float(q.communicate()[0]) for q in ps))
+        a, b = float(np.median(alone)), float(np.median(pair))
+        print(f"{label:>36} {a:7.2f} {b:14.2f} {b / a:8.2f}x", flush=True)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--points", type=int, default=8)
@@ -170,11 +241,20 @@ def main(argv=None) -> None:
     ap.add_argument("--skip-contention", action="store_true")
     ap.add_argument("--worker-check", action="store_true",
                     help="only: one point alternately in this process and on a Dask worker")
+    ap.add_argument("--machine-check", action="store_true",
+                    help="only: the cores' own contention, without ghostnet (module docstring)")
+    ap.add_argument("--_kernel", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args._kernel:
+        print(_kernel(args._kernel))
+        return
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f}")
     if args.worker_check:
         worker_against_process(3000, 3)
+        return
+    if args.machine_check:
+        machine_check()
         return
     with tempfile.TemporaryDirectory() as d:
         if not args.skip_contention:

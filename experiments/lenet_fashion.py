@@ -3,8 +3,12 @@ ghost (copy, symmetric), ghost (copy, random), ghost (learned, symmetric), backp
 alignment, each from the same initial weights and data order per seed; 5,000 training images
 held out for validation (the learning rate is chosen on it, never on the test set).
 
-    python experiments/lenet_fashion.py [--seeds 0 1 2] [--epochs 2] [--lr 0.05] [--workers 2]
+    python experiments/lenet_fashion.py [--config experiments/configs/fashion_lenet.toml]
+                                        [--seeds 0 1 2] [--epochs E] [--lr LR] [--workers 2]
                                         [--train-size 0] [--out results/lenet_fashion]
+
+``--epochs`` and ``--lr`` default to the configuration's. A finished run (summary.json) is kept,
+an interrupted one resumes from its checkpoint.
 
 Each run writes its run directory (config.toml, metrics.csv, summary.json) under ``--out``;
 ``summary.json`` there collects the final validation and test accuracies per learner and seed
@@ -41,26 +45,31 @@ def run_one(job: dict) -> dict:
     from ghostnet.learning.settings import TrainConfig
     from ghostnet.learning.training import train
 
-    base = TrainConfig.load(CONFIG)
+    base = TrainConfig.load(job["config"])
     v = VARIANTS[job["variant"]]
     model = base.model.replace(mechanism=v["mechanism"], feedback=v["feedback"], seed=job["seed"],
                                device="cpu", eq_max_iter=job["eq_max_iter"] or base.model.eq_max_iter)
-    t = dataclasses.replace(base.train, learner=v["learner"], epochs=job["epochs"],
-                            lr=job["lr"], seed=job["seed"],
+    t = dataclasses.replace(base.train, learner=v["learner"],
+                            epochs=job["epochs"] or base.train.epochs,
+                            lr=job["lr"] or base.train.lr, seed=job["seed"],
                             val_size=5000 if not job["train_size"] else job["train_size"] // 5,
                             train_size=job["train_size"], probe_size=0,
                             pretrain=job["pretrain"] if v["mechanism"] == "learned" else 0)
     out = Path(job["out"]) / f"{job['variant']}-seed{job['seed']}"
-    s = train(TrainConfig(model, t).validate(), out, data=load("fashion-mnist"), progress=False,
+    s = train(TrainConfig(model, t).validate(), out, data=load("fashion-mnist"),
+              progress=False, resume=(out / "run.json").exists(),
               threads=1)  # train() otherwise widens every pool to all cores
     f = s["final"]
-    return {"variant": job["variant"], "seed": job["seed"], "val_acc": f["val_acc"],
-            "test_acc": f["test_acc"], "seconds": f["seconds"]}
+    sel = s.get("selected", f)  # the epoch of the best validation accuracy
+    return {"variant": job["variant"], "seed": job["seed"], "val_acc": sel["val_acc"],
+            "test_acc": sel["test_acc"], "epoch": sel.get("epoch", f.get("epoch")),
+            "last_test_acc": f["test_acc"], "seconds": f["seconds"]}
 
 
 def summarize(out: Path) -> dict:
-    """Per variant and seed the last finished epoch's validation and test accuracy (from each run
-    directory's metrics.csv), printed with the means over seeds and written to table.json."""
+    """Per variant and seed, from each run directory's metrics.csv (finished epochs so far): the
+    validation and test accuracy at the epoch of the best validation accuracy (the first on a tie)
+    and the last epoch's test accuracy; printed with the means over seeds, written to table.json."""
     import csv
 
     table: dict = {}
@@ -71,23 +80,28 @@ def summarize(out: Path) -> dict:
             continue
         variant, seed = run.name.rsplit("-seed", 1)
         last = rows[-1]
+        best = max(rows, key=lambda r: (float(r["val_acc"]), -int(r["epoch"])))
         table.setdefault(variant, []).append(
-            {"seed": int(seed), "epochs": int(last["epoch"]), "val_acc": float(last["val_acc"]),
-             "test_acc": float(last["test_acc"])})
+            {"seed": int(seed), "epochs": int(last["epoch"]), "selected_epoch": int(best["epoch"]),
+             "val_acc": float(best["val_acc"]), "test_acc": float(best["test_acc"]),
+             "last_test_acc": float(last["test_acc"])})
     (out / "table.json").write_text(json.dumps(table, indent=2) + "\n")
     for variant, runs in table.items():
         errs = [100 * (1 - r["test_acc"]) for r in runs]
-        print(f"{variant:<22} test error {statistics.mean(errs):.2f}% (seeds: "
-              + ", ".join(f"{r['seed']}: {100 * (1 - r['test_acc']):.2f}% after {r['epochs']} "
-                          f"epochs" for r in runs) + ")")
+        print(f"{variant:<22} test error {statistics.mean(errs):.2f}% at the best validation "
+              "epoch (seeds: " + ", ".join(f"{r['seed']}: {100 * (1 - r['test_acc']):.2f}% at "
+                                           f"epoch {r['selected_epoch']} of {r['epochs']}"
+                                           for r in runs) + ")")
     return table
 
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="model and data seeds")
-    ap.add_argument("--epochs", type=int, default=2, help="epochs of every run")
-    ap.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (all learners)")
+    ap.add_argument("--config", default=str(CONFIG), help="the model and training settings")
+    ap.add_argument("--epochs", type=int, default=0, help="epochs of every run (0: the config's)")
+    ap.add_argument("--lr", type=float, default=0.0,
+                    help="learning rate of every learner (0: the config's)")
     ap.add_argument("--train-size", type=int, default=0, help="training images (0: all)")
     ap.add_argument("--pretrain", type=int, default=10000,
                     help="learned ghosts: samples of pre-training without targets first")
@@ -104,7 +118,7 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     if args.summarize:
         return summarize(Path(args.out))
-    jobs = [dict(variant=v, seed=s, epochs=args.epochs, lr=args.lr, train_size=args.train_size,
+    jobs = [dict(config=args.config, variant=v, seed=s, epochs=args.epochs, lr=args.lr, train_size=args.train_size,
                  pretrain=args.pretrain, out=args.out, eq_max_iter=args.eq_max_iter) for s in args.seeds for v in args.variants]
     with ProcessPoolExecutor(args.workers) as pool:
         rows = []
