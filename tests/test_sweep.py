@@ -262,6 +262,50 @@ data_source = ["{tiny / 'tiny.npz'}", "{tiny / 'missing.npz'}"]
     assert "missing.npz" in capsys.readouterr().out
 
 
+def test_report_takes_the_test_error_at_the_best_validation_epoch(tiny):
+    path = _write(tiny / "s.toml", """
+base = "base.toml"
+[grid.train]
+seed = [0, 1]
+epochs = [4]
+val_size = [40]
+""")
+    s = sw.load_sweep(path)
+    out = tiny / "sweep"
+    sw.run_sweep(s, out, workers=0, progress=False, log=lambda m: None)
+    # point 0's accuracies made to disagree: validation best at epochs 2 and 3 (a tie: the first
+    # counts), test best at epoch 4
+    metrics = out / s.points[0].dirname / "metrics.csv"
+    m = list(csv.DictReader(open(metrics)))
+    for r, v, t in zip(m, (0.5, 0.9, 0.9, 0.8), (0.5, 0.7, 0.8, 0.95)):
+        r["val_acc"], r["test_acc"] = str(v), str(t)
+    with open(metrics, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(m[0]))
+        w.writeheader()
+        w.writerows(m)
+    sw.write_report(out)
+    rows = list(csv.DictReader(open(out / "report.csv")))
+    assert rows[0]["selected_epoch"] == "2"
+    assert float(rows[0]["selected_test_error_pct"]) == pytest.approx(30.0)
+    assert float(rows[0]["best_test_error_pct"]) == pytest.approx(5.0)
+    sel = []
+    for p, row in zip(s.points, rows):
+        m = list(csv.DictReader(open(out / p.dirname / "metrics.csv")))
+        val = [float(r["val_acc"]) for r in m]
+        k = val.index(max(val))  # the first epoch with the best validation accuracy
+        err = 100 * (1 - float(m[k]["test_acc"]))
+        assert int(row["selected_epoch"]) == k + 1
+        assert float(row["selected_test_error_pct"]) == pytest.approx(err, abs=1e-4)
+        assert float(row["best_test_error_pct"]) == pytest.approx(
+            min(100 * (1 - float(r["test_acc"])) for r in m), abs=1e-4)
+        sel.append(err)
+    md = (out / "report.md").read_text().splitlines()
+    head = [c.strip() for c in md[0].strip("|").split("|")]
+    cells = [c.strip() for c in md[2].strip("|").split("|")]
+    col = head.index("test error % at best validation epoch")
+    assert cells[col] == f"{np.mean(sel):.2f} +- {np.std(sel, ddof=1):.2f}"
+
+
 def test_dry_run_lists_points_and_states(tiny, capsys):
     path = _write(tiny / "s.toml", 'base = "base.toml"\n[grid.train]\nseed = [3, 4]\n')
     out = tiny / "sweep"

@@ -649,7 +649,8 @@ def _running(client, pending) -> int:
 
 
 # ---- the report ------------------------------------------------------------------------------------
-REPORT_FIELDS = ["point", "dir", "status", "epochs", "final_test_error_pct", "best_test_error_pct",
+REPORT_FIELDS = ["point", "dir", "status", "epochs", "final_test_error_pct", "selected_epoch",
+                 "selected_test_error_pct", "best_test_error_pct",
                  "final_mean_angle_deg", "seconds_per_epoch", "error"]
 
 
@@ -681,8 +682,10 @@ def _values_by(rows: list[dict], key: str, field: str) -> dict[str, set]:
 
 def write_report(out: str | Path, sweep_results: dict[int, dict] | None = None) -> list[dict]:
     """``report.csv`` (one row a point, from its run directory) and ``report.md`` (grouped by
-    every varied field except the seeds: mean +- sd over seeds of the final and best test error
-    and of the final mean angle to backprop) in the sweep directory ``out``."""
+    every varied field except the seeds: mean +- sd over seeds of the final test error, of the
+    test error at the epoch of the best validation accuracy (runs with a validation split), of the
+    lowest test error over the epochs, and of the final mean angle to backprop) in the sweep
+    directory ``out``."""
     out = Path(out)
     index, fields = _read_index(out)
     rows = []
@@ -691,6 +694,7 @@ def write_report(out: str | Path, sweep_results: dict[int, dict] | None = None) 
         status = _point_status(run) or "not started"
         row = {**{k: entry[k] for k in fields}, "point": int(entry["point"]), "dir": entry["dir"],
                "status": status, "epochs": 0, "final_test_error_pct": math.nan,
+               "selected_epoch": "", "selected_test_error_pct": math.nan,
                "best_test_error_pct": math.nan, "final_mean_angle_deg": math.nan,
                "seconds_per_epoch": math.nan, "error": ""}
         r = (sweep_results or {}).get(i, {})
@@ -710,6 +714,9 @@ def write_report(out: str | Path, sweep_results: dict[int, dict] | None = None) 
                            best_test_error_pct=min(errs),
                            final_mean_angle_deg=float(angle) if angle else math.nan,
                            seconds_per_epoch=float(np.mean([float(x["seconds"]) for x in m])))
+                if all(x.get("val_acc") for x in m):  # model selection on the validation split:
+                    k = max(range(len(m)), key=lambda j: (float(m[j]["val_acc"]), -j))  # first
+                    row.update(selected_epoch=int(m[k]["epoch"]), selected_test_error_pct=errs[k])
         rows.append(row)
     order = ["point", "dir"] + fields + [k for k in REPORT_FIELDS if k not in ("point", "dir")]
     buf = io.StringIO()
@@ -725,7 +732,8 @@ def write_report(out: str | Path, sweep_results: dict[int, dict] | None = None) 
         group = ["name"] + [f for f in group if f != "name" and any(
             len(v) > 1 for v in _values_by(rows, "name", f).values())]
     head = group + ["seeds", "epochs", "final test error % (mean +- sd)",
-                    "best test error % (mean +- sd)", "mean angle to backprop, deg", "s/epoch",
+                    "test error % at best validation epoch",
+                    "lowest test error % over epochs", "mean angle to backprop, deg", "s/epoch",
                     "not finished"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     groups: dict[tuple, list[dict]] = {}
@@ -737,6 +745,7 @@ def write_report(out: str | Path, sweep_results: dict[int, dict] | None = None) 
         lines.append("| " + " | ".join(list(key) + [
             str(len(fin)), "/".join(map(str, epochs)),
             _mean_sd([r["final_test_error_pct"] for r in fin]),
+            _mean_sd([r["selected_test_error_pct"] for r in fin]),
             _mean_sd([r["best_test_error_pct"] for r in fin]),
             _mean_sd([r["final_mean_angle_deg"] for r in fin]),
             f"{np.mean([r['seconds_per_epoch'] for r in fin]):.1f}" if fin else "",
