@@ -72,6 +72,8 @@ def summarize(out: Path) -> dict:
     and the last epoch's test accuracy; printed with the means over seeds, written to table.json."""
     import csv
 
+    from ghostnet.learning.training import select_model
+
     table: dict = {}
     for run in sorted(out.glob("*-seed*")):
         rows = list(csv.DictReader(open(run / "metrics.csv"))) if (run / "metrics.csv").exists() \
@@ -79,12 +81,13 @@ def summarize(out: Path) -> dict:
         if not rows:
             continue
         variant, seed = run.name.rsplit("-seed", 1)
-        last = rows[-1]
-        best = max(rows, key=lambda r: (float(r["val_acc"]), -int(r["epoch"])))
+        sel = select_model([{"epoch": int(r["epoch"]), "val_acc": float(r["val_acc"]),
+                             "test_acc": float(r["test_acc"])} for r in rows])
+        best = sel["selected"]
         table.setdefault(variant, []).append(
-            {"seed": int(seed), "epochs": int(last["epoch"]), "selected_epoch": int(best["epoch"]),
-             "val_acc": float(best["val_acc"]), "test_acc": float(best["test_acc"]),
-             "last_test_acc": float(last["test_acc"])})
+            {"seed": int(seed), "epochs": sel["last_epoch"], "selected_epoch": best["epoch"],
+             "val_acc": best["val_acc"], "test_acc": best["test_acc"],
+             "last_test_acc": sel["last_test_acc"]})
     (out / "table.json").write_text(json.dumps(table, indent=2) + "\n")
     for variant, runs in table.items():
         errs = [100 * (1 - r["test_acc"]) for r in runs]

@@ -686,6 +686,8 @@ def write_report(out: str | Path, sweep_results: dict[int, dict] | None = None) 
     test error at the epoch of the best validation accuracy (runs with a validation split), of the
     lowest test error over the epochs, and of the final mean angle to backprop) in the sweep
     directory ``out``."""
+    from ghostnet.learning.training import select_model
+
     out = Path(out)
     index, fields = _read_index(out)
     rows = []
@@ -714,9 +716,12 @@ def write_report(out: str | Path, sweep_results: dict[int, dict] | None = None) 
                            best_test_error_pct=min(errs),
                            final_mean_angle_deg=float(angle) if angle else math.nan,
                            seconds_per_epoch=float(np.mean([float(x["seconds"]) for x in m])))
-                if all(x.get("val_acc") for x in m):  # model selection on the validation split:
-                    k = max(range(len(m)), key=lambda j: (float(m[j]["val_acc"]), -j))  # first
-                    row.update(selected_epoch=int(m[k]["epoch"]), selected_test_error_pct=errs[k])
+                sel = select_model([{"epoch": int(x["epoch"]), "test_acc": float(x["test_acc"]),
+                                     "val_acc": float(x["val_acc"]) if x["val_acc"] else ""}
+                                    for x in m])["selected"]  # on the validation split
+                if sel:
+                    row.update(selected_epoch=sel["epoch"],
+                               selected_test_error_pct=100 * (1 - sel["test_acc"]))
         rows.append(row)
     order = ["point", "dir"] + fields + [k for k in REPORT_FIELDS if k not in ("point", "dir")]
     buf = io.StringIO()
