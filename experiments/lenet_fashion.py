@@ -60,7 +60,7 @@ def run_one(job: dict) -> dict:
               progress=False, resume=(out / "run.json").exists(),
               threads=1)  # train() otherwise widens every pool to all cores
     f = s["final"]
-    sel = s.get("selected", f)  # the epoch of the best validation accuracy
+    sel = s.get("selected") or f  # the epoch of the best validation accuracy (if a split)
     return {"variant": job["variant"], "seed": job["seed"], "val_acc": sel["val_acc"],
             "test_acc": sel["test_acc"], "epoch": sel.get("epoch", f.get("epoch")),
             "last_test_acc": f["test_acc"], "seconds": f["seconds"]}
