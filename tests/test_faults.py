@@ -289,18 +289,23 @@ def test_cli_relative_data_source_is_resolved_against_the_config_file(cli_run, t
                  "--overwrite"]) == 0
 
 
-def test_cli_resume_needs_only_the_directory_and_names_changed_settings(cli_run, tmp_path,
-                                                                        monkeypatch, capsys):
-    out = tmp_path / "r"
+def _signal_at_second_step(monkeypatch, sig):
+    """Send ``sig`` to this process as the learner's second step begins."""
     hit = {"n": 0}
     original = Learner.step
 
     def step(self, *a):
         hit["n"] += 1
         if hit["n"] == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), sig)
         return original(self, *a)
     monkeypatch.setattr(Learner, "step", step)
+
+
+def test_cli_resume_needs_only_the_directory_and_names_changed_settings(cli_run, tmp_path,
+                                                                        monkeypatch, capsys):
+    out = tmp_path / "r"
+    _signal_at_second_step(monkeypatch, signal.SIGTERM)
     argv = ["train", "--config", str(cli_run / "c.toml"), "--out", str(out), "--no-progress"]
     assert main(argv) == 128 + signal.SIGTERM
     monkeypatch.undo()
@@ -378,15 +383,7 @@ def test_cli_unwritable_output_and_divergence_exit_statuses(cli_run, tmp_path, m
 
 def test_cli_corrupt_checkpoint_on_resume_is_one_line(cli_run, tmp_path, monkeypatch, capsys):
     out = tmp_path / "r"
-    hit = {"n": 0}
-    original = Learner.step
-
-    def step(self, *a):
-        hit["n"] += 1
-        if hit["n"] == 2:
-            os.kill(os.getpid(), signal.SIGINT)
-        return original(self, *a)
-    monkeypatch.setattr(Learner, "step", step)
+    _signal_at_second_step(monkeypatch, signal.SIGINT)
     assert main(["train", "--config", str(cli_run / "c.toml"), "--out", str(out),
                  "--no-progress"]) == 130
     monkeypatch.undo()
