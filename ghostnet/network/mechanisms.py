@@ -128,7 +128,8 @@ def pretrain(net, inputs: np.ndarray, batch: int = 32, tol: float = 0.05,
                     raise BlowUpError(
                         f"ghost pre-training diverged after {seen} samples (eta_g = "
                         f"{net.config.eta_g}, eta_h = {net.config.eta_h}): reduce the ghost "
-                        f"learning rates. ({exc})") from None
+                        f"learning rates (an LMS rule is stable below 2 / lambda_max of its input's "
+                        f"correlation, docs/model.md §5). ({exc})") from None
                 res = cancel_residual(net, state)
                 ghost_plasticity(net, state, x)
                 seen += len(idx)
