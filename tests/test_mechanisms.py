@@ -242,3 +242,32 @@ def test_kolen_pollack_feedback_turns_towards_w_transpose(wd, rng):
     end = [angle_deg(b, w.T) for b, w in zip(net.params.B, net.params.W[1:])]
     if wd:
         assert all(e < s for e, s in zip(end, start)), (start, end)
+
+
+def test_ghost_rates_per_layer_scale_each_layers_update():
+    """``eta_g``, ``eta_h`` as lists: each hidden layer's ghosts learn at their own rates, and the
+    update of layer i is the one the scalar rates of layer i give from the same state."""
+    rates_g, rates_h = [0.3, 0.02, 0.1], [0.05, 0.2, 0.01]
+    cfg = ModelConfig(sizes=SIZES, mechanism="learned", mode="equilibrium", eta_g=rates_g,
+                      eta_h=rates_h, seed=2)
+    net = GhostNetwork(cfg)
+    x, _ = random_batch(cfg, 16, np.random.default_rng(4))
+    state, _ = net.free_phase(x)
+    start = net.params.copy()
+    ghost_plasticity(net, state, x)
+    for i, (g, h) in enumerate(zip(rates_g, rates_h)):
+        scalar = GhostNetwork(cfg.replace(eta_g=g, eta_h=h), start.copy())
+        ghost_plasticity(scalar, state, x)
+        for name in ("G", "c", "H"):
+            np.testing.assert_allclose(getattr(net.params, name)[i],
+                                       getattr(scalar.params, name)[i], rtol=0, atol=1e-15)
+        assert not np.array_equal(net.params.G[i], start.G[i])  # it did learn
+
+
+@pytest.mark.parametrize("value,match", [([0.1, 0.1], r"eta_g.*one rate per hidden layer \(3\), got 2"),
+                                         ([0.1, 0.0, 0.1], r"eta_g.*must be > 0")])
+def test_ghost_rate_lists_are_validated(value, match):
+    from ghostnet.model.config import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        ModelConfig(sizes=SIZES, mechanism="learned", eta_g=value)

@@ -113,11 +113,12 @@ class ModelConfig:
     """Feedback weights B (§6): symmetric, random or plastic."""
     baseline: bool = True
     """Learn from e_l - e_l(free) (§4); changes nothing for 'copy'."""
-    eta_g: float = 0.2
+    eta_g: float | list = 0.2
     """Ghost input learning rate (mechanism 'learned'; 0.2 pre-trains a 20-30-25-15-5 logistic
-    network to residual < 0.05 in ~50k samples, 0.5 diverges)."""
-    eta_h: float = 0.2
-    """Ghost inhibition learning rate (mechanism 'learned')."""
+    network to residual < 0.05 in ~50k samples, 0.5 diverges). A list gives one rate per ghost
+    population (hidden layer), bottom first: each layer's LMS bound differs (docs/model.md §5)."""
+    eta_h: float | list = 0.2
+    """Ghost inhibition learning rate (mechanism 'learned'); a list as for ``eta_g``."""
     gate_ghosts: bool = True
     """Mechanism 'learned': ghost plasticity off while a target is present."""
     weight_decay: float = 0.0
@@ -166,8 +167,18 @@ class ModelConfig:
         _choice("mechanism", self.mechanism, MECHANISMS)
         _choice("feedback", self.feedback, FEEDBACKS)
         _choice("dtype", self.dtype, DTYPES)
-        for name in ("tau", "tau_g", "dt", "tol", "eq_tol", "eta_g", "eta_h", "init_gain"):
+        for name in ("tau", "tau_g", "dt", "tol", "eq_tol", "init_gain"):
             _positive(name, getattr(self, name))
+        for name in ("eta_g", "eta_h"):
+            v = getattr(self, name)
+            if isinstance(v, (list, tuple)):
+                if len(v) != self.n_layers - 1:
+                    raise ConfigError(name, f"needs one rate per hidden layer "
+                                            f"({self.n_layers - 1}), got {len(v)}")
+                for r in v:
+                    _positive(name, r)
+            else:
+                _positive(name, v)
         _number("beta", self.beta)
         _number("weight_decay", self.weight_decay)
         if self.weight_decay < 0:
@@ -218,6 +229,12 @@ class ModelConfig:
         return self.tau * math.log((k + 1.0) / (k - 1.0)) if k > 1.0 else math.inf
 
     # ---- derived quantities -----------------------------------------------------------------
+    def ghost_rates(self, i: int) -> tuple[float, float]:
+        """``(eta_g, eta_h)`` of the ghosts of hidden layer i+1."""
+        g, h = self.eta_g, self.eta_h
+        return (float(g[i]) if isinstance(g, (list, tuple)) else float(g),
+                float(h[i]) if isinstance(h, (list, tuple)) else float(h))
+
     @property
     def n_layers(self) -> int:
         """L: the number of weight layers (hidden layers + output)."""

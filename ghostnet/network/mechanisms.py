@@ -36,9 +36,10 @@ def ghost_plasticity(net, state: State, x: np.ndarray, y: np.ndarray | None = No
     cur = net.engine.currents(p, state, y, beta if y is not None else 0.0, x=x)
     dG, dc, dH = net.engine.ghost_update(p, cur)  # batch means, through the layers' maps
     for i in range(len(p.G)):
-        p.G[i] += cfg.eta_g * dG[i].astype(p.G[i].dtype, copy=False)
-        p.c[i] += cfg.eta_g * dc[i].astype(p.c[i].dtype, copy=False)
-        p.H[i] += cfg.eta_h * dH[i].astype(p.H[i].dtype, copy=False)
+        eta_g, eta_h = cfg.ghost_rates(i)
+        p.G[i] += eta_g * dG[i].astype(p.G[i].dtype, copy=False)
+        p.c[i] += eta_g * dc[i].astype(p.c[i].dtype, copy=False)
+        p.H[i] += eta_h * dH[i].astype(p.H[i].dtype, copy=False)
 
 
 def cancel_residual(net, state: State) -> list[float]:
