@@ -429,6 +429,7 @@ _TRAIN = {
     "momentum": st.sampled_from([0.0, 0.9]), "train_size": st.integers(0, 80),
     "val_size": st.integers(0, 70), "seed": st.integers(-1, 5), "probe_size": st.integers(0, 20),
     "pretrain": st.integers(0, 64), "pretrain_noise": st.floats(0, 2),
+    "pretrain_loop": st.sampled_from(["closed", "open", "x"]),
     "optimizer": st.sampled_from(["sgd", "adam", "x"]), "nesterov": st.booleans(),
     "adam_betas": st.sampled_from([[0.9, 0.999], [0.5], [1.0, 0.9]]),
     "adam_eps": st.floats(-1e-8, 1e-3), "weight_decay": st.floats(-1, 1),

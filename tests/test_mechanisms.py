@@ -271,3 +271,56 @@ def test_ghost_rate_lists_are_validated(value, match):
 
     with pytest.raises(ConfigError, match=match):
         ModelConfig(sizes=SIZES, mechanism="learned", eta_g=value)
+
+
+# ---- open-loop pre-training (docs/model.md §5) ---------------------------------------------------
+def _ce_tanh_net(sizes, scale, engine="numba", seed=3):
+    """tanh hidden units and a cross-entropy output, whose rate on the feedback pathway is its
+    unbounded potential; ``scale`` multiplies the output weights (and the symmetric feedback)."""
+    cfg = ModelConfig(sizes=sizes, transfer="tanh", cost="cross_entropy", mechanism="learned",
+                      mode="equilibrium", eta_g=0.02, eta_h=0.02, beta=0.01, seed=seed,
+                      engine=engine, eq_max_iter=200)
+    net = GhostNetwork(cfg)
+    net.params.W[-1] *= scale
+    net.params.B[-1][...] = net.params.W[-1].T
+    return net
+
+
+def test_open_loop_phase_is_the_feedforward_pass_with_the_ghosts_at_their_fixed_point():
+    """Written out with numpy: u_l = W_l r_{l-1} + b_l from the input up, whatever the feedback,
+    and v_l = G_l r_l + c_l (the cross-entropy output's rate is its potential)."""
+    from ghostnet.network.mechanisms import open_loop_phase
+
+    net = _ce_tanh_net([20, 30, 10], 3.0)
+    p = net.params
+    x = np.random.default_rng(0).uniform(0, 1, (7, 20))
+    state = open_loop_phase(net, x)
+    a1 = x @ p.W[0].T + p.b[0]
+    a2 = np.tanh(a1) @ p.W[1].T + p.b[1]
+    np.testing.assert_allclose(state.u[0], a1, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(state.u[1], a2, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(state.v[0], np.tanh(a1) @ p.G[0].T + p.c[0], rtol=1e-12, atol=1e-13)
+    assert cancel_residual(net, state)[0] > 0.5  # random ghosts: the feedback is not cancelled
+
+
+def test_open_loop_pretraining_hands_over_to_a_closed_loop_that_cancels():
+    """Open-loop phases until the residual is below tol, then closed ones until it holds there:
+    on inputs the network never saw, its own closed free phase settles with the feedback
+    cancelled."""
+    net = _ce_tanh_net([40, 15, 10], 2.0)
+    x = np.random.default_rng(1).standard_normal((1024, 40))
+    info = pretrain(net, x, budget=100_000, tol=0.05, loop="open", progress=False,
+                    rng=np.random.default_rng(2))
+    assert info["reached"] and info["loop"] == "open", info["final_residual"]
+    assert 0 < info["open_samples"] < info["samples"]  # both stages ran
+    state, res = net.free_phase(np.random.default_rng(9).standard_normal((64, 40)))
+    assert res.converged
+    assert cancel_residual(net, state)[0] < 0.1
+
+
+def test_open_loop_pretraining_errors_are_clear():
+    net = _ce_tanh_net([20, 30, 10], 1.0)
+    with pytest.raises(ValueError, match="loop must be 'closed' or 'open'"):
+        pretrain(net, np.zeros((4, 20)), loop="half")
+    with pytest.raises(ValueError, match="noise needs the closed loop"):
+        pretrain(net, np.zeros((4, 20)), loop="open", noise=1.0)

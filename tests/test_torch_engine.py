@@ -408,3 +408,27 @@ def test_cross_entropy_prediction_is_the_softmax_for_every_learner():
     for learner in ("ghost", "backprop"):
         lrn = Learner(TrainConfig(cfg, TrainSettings(learner=learner)).validate(), p.copy())
         np.testing.assert_allclose(lrn.predict(x), z.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_open_loop_phase_agrees_with_the_numba_engine_and_the_conv_maps():
+    """The open-loop phase of ghost pre-training (docs/model.md §5) on the torch engine: on a
+    dense network the Numba engine's to 1e-9; on a conv network the ghosts' potentials are
+    layer l+1's forward map with the ghost kernel, written out with torch's conv2d here."""
+    from ghostnet.network.mechanisms import open_loop_phase
+
+    kw = dict(sizes=[12, 9, 7, 4], mechanism="learned", mode="equilibrium", seed=4)
+    a = GhostNetwork(ModelConfig(**kw))
+    b = GhostNetwork(ModelConfig(engine="torch", device="cpu", **kw), a.params.copy())
+    x = np.random.default_rng(0).uniform(0, 1, (5, 12))
+    sa, sb = open_loop_phase(a, x), open_loop_phase(b, x)
+    for p, q in zip(sa.u + sa.v, sb.u + sb.v):
+        assert rel(p, q) < 1e-9
+    cfg = conv_config(mechanism="learned", mode="equilibrium")
+    net = GhostNetwork(cfg)
+    xc, _ = batch(cfg, 3)
+    state = open_loop_phase(net, xc)
+    r1 = torch.tensor(np.tanh(state.u[0]) if cfg.transfer == "tanh" else 1 / (1 + np.exp(-state.u[0])))
+    s = CONV[1]
+    v0 = F.conv2d(r1, torch.tensor(net.params.G[0]), padding=s.get("padding", 0))
+    v0 = v0 + torch.tensor(net.params.c[0]).view(1, -1, 1, 1)
+    np.testing.assert_allclose(state.v[0], v0.numpy(), rtol=1e-10, atol=1e-12)

@@ -133,12 +133,25 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, monkeypatch,
     ("train", "learner", "hebb"), ("train", "epochs", 0), ("train", "lr", -1.0),
     ("train", "lr", [0.1, 0.1, 0.1]), ("train", "momentum", 1.0), ("train", "batch_size", 0),
     ("train", "pretrain_noise", -0.5), ("train", "pretrain_noise", float("nan")),
+    ("train", "pretrain_loop", "half-open"),
 ])
 def test_bad_train_settings_are_named(section, field, value):
     t = TrainSettings(**{field: value})
     with pytest.raises(ConfigError) as info:
         TrainConfig(ModelConfig(sizes=[64, 40, 10]), t).validate()
     assert info.value.field == field
+
+
+def test_open_loop_pretraining_refuses_noise_and_runs_in_training(tmp_path):
+    with pytest.raises(ConfigError, match="exploration noise needs pretrain_loop = 'closed'"):
+        TrainConfig(ModelConfig(sizes=[64, 40, 10]),
+                    TrainSettings(pretrain_loop="open", pretrain_noise=1.0)).validate()
+    cfg = _cfg("ghost", mechanism="learned")
+    cfg = TrainConfig(cfg.model, TrainSettings(epochs=1, batch_size=5, lr=1.0, probe_size=0,
+                                               pretrain=400, pretrain_loop="open")).validate()
+    train(cfg, tmp_path, data=_blobs(), progress=False)
+    pre = json.loads((tmp_path / "meta.json").read_text())["pretrain"]
+    assert pre["loop"] == "open" and 0 < pre["open_samples"] <= pre["samples"] <= 400
 
 
 def test_fa_needs_random_feedback_and_sizes_must_fit(tmp_path):

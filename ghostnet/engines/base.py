@@ -96,6 +96,11 @@ class Engine(ABC):
         """The feedback ``B r_{i+2}`` into hidden layer i+1 (what the ghosts cancel)."""
         return r_above @ params.B[i].T
 
+    def ghost_drive(self, params: Params, i: int, r: np.ndarray) -> np.ndarray:
+        """The learned ghosts' potentials ``G_l r_l + c_l`` of hidden layer l = i+1 given its
+        rates ``r`` (batch x n_l): batch x n_{l+1}."""
+        return r.reshape(len(r), -1) @ params.G[i].T + params.c[i]
+
     def feedforward(self, params: Params, x: np.ndarray) -> np.ndarray:
         """The feedforward network's prediction (batch x n_L): the output rates, or the softmax
         probabilities with ``cost = 'cross_entropy'``."""

@@ -385,6 +385,13 @@ class TorchEngine(Engine):
         with torch.no_grad():
             return self.to_numpy(self.down(i, self.as_tensor(r_above), self.as_tensor(params.B[i])))
 
+    def ghost_drive(self, params: Params, i: int, r: np.ndarray) -> np.ndarray:
+        """``A_{l+1}(G_l) r + c_l``: the learned ghosts' potentials of hidden layer l = i+1 given
+        its rates ``r``, shaped like layer l+1's state."""
+        with torch.no_grad():
+            T = self.as_tensor
+            return self.to_numpy(self.up(i + 1, T(r), T(params.G[i]), T(params.c[i])))
+
     def feedforward(self, params: Params, x: np.ndarray) -> np.ndarray:
         """The output rates of the feedforward pass (the free fixed point of copy ghosts)."""
         with torch.no_grad():

@@ -62,6 +62,10 @@ class TrainSettings:
     """Mechanism 'learned': samples of ghost pre-training on the training inputs before epoch 1."""
     pretrain_noise: float = 0.0
     """Exploration noise of that pre-training, first half (``ghostnet.network.mechanisms.pretrain``)."""
+    pretrain_loop: str = "closed"
+    """That pre-training's free phases: "closed" (the network's own) or "open" first (the top-down
+    input kept off the pyramidal neurons until the ghosts cancel it, then closed;
+    ``ghostnet.network.mechanisms.pretrain``)."""
     threads: int = 0
     """Threads of BLAS, Numba and torch during the run (0: every core; a sweep's workers use 1;
     ``ghostnet.learning.threads``). Results can differ in the last bits between thread counts
@@ -96,6 +100,11 @@ class TrainSettings:
         v = self.pretrain_noise
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v < float("inf")):
             raise ConfigError("pretrain_noise", f"must be a finite standard deviation >= 0, got {v!r}")
+        if self.pretrain_loop not in ("closed", "open"):
+            raise ConfigError("pretrain_loop", f"unknown value {self.pretrain_loop!r}; allowed: "
+                                               "closed, open")
+        if self.pretrain_loop == "open" and self.pretrain_noise:
+            raise ConfigError("pretrain_noise", "exploration noise needs pretrain_loop = 'closed'")
         lrs = self.lr if isinstance(self.lr, list) else [self.lr]
         if isinstance(self.lr, list) and len(lrs) != model.n_layers:
             raise ConfigError("lr", f"needs one rate per layer ({model.n_layers}), got {len(lrs)}")

@@ -282,14 +282,15 @@ class Trainer:
             with self._sig.immediate():
                 info = pretrain(learner.net, d.x_train, budget=t.pretrain, progress=self.progress,
                                 rng=np.random.default_rng([t.seed, 0]),
-                                noise=float(t.pretrain_noise))
+                                noise=float(t.pretrain_noise), loop=t.pretrain_loop)
             res = " ".join(f"{r:.4f}" for r in info["final_residual"])
             verdict = ("met" if info["reached"] else
                        f"NOT met: the budget of {t.pretrain} samples ran out first")
             print(f"ghost pre-training: {info['samples']} samples, final residual per hidden "
                   f"layer {res} (tolerance {info['tol']}: {verdict})")
             meta["pretrain"] = {k: info[k] for k in ("samples", "reached", "tol", "final_residual",
-                                                     "noise", "noise_samples")}
+                                                     "noise", "noise_samples", "loop",
+                                                     "open_samples")}
             write_json(self.out / "meta.json", meta)
             if not info["reached"]:
                 _warn(f"ghost pre-training stopped at its budget ({info['samples']} samples) with "

@@ -22,6 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ghostnet.model.state import BlowUpError, State
+from ghostnet.model.transfer import phi
 from ghostnet.engines.numba_equilibrium import settle
 
 
@@ -54,10 +55,29 @@ def cancel_residual(net, state: State) -> list[float]:
     return out
 
 
+def open_loop_phase(net, x: np.ndarray) -> State:
+    """A free phase with the top-down input kept off the pyramidal neurons (docs/model.md §5,
+    "Open-loop pre-training"): every layer at its feedforward potential ``u_l = a_l``, and the
+    learned ghosts at ``v_l = G_l r_l + c_l``, their fixed point given those rates. It is the
+    free fixed point of a network whose ghosts cancel the feedback exactly; here the top-down
+    input ``t_l = B_l r_{l+1} - H_l phi(v_l)`` is only measured (the residual the ghosts learn
+    from), so the phase costs one pass and cannot diverge."""
+    cfg = net.config
+    x = np.asarray(x, dtype=cfg.dtype)
+    state = State.zeros(cfg, len(x))
+    # copy ghosts' free fixed point is the feedforward pass (Property 1), in every engine
+    solver = type(net.engine)(cfg.replace(mechanism="copy", mode="equilibrium"))
+    solver.settle(net.params, state, x)
+    for i in range(len(state.v)):
+        r = phi(state.u[i], cfg.rate_transfer(i))
+        state.v[i][...] = net.engine.ghost_drive(net.params, i, r).reshape(state.v[i].shape)
+    return state
+
+
 def pretrain(net, inputs: np.ndarray, batch: int = 32, tol: float = 0.05,
              budget: int | None = None, rng: np.random.Generator | None = None,
              progress: bool = True, window: int = 5, noise: float = 0.0,
-             noise_samples: int | None = None) -> dict:
+             noise_samples: int | None = None, loop: str = "closed") -> dict:
     """Pre-train the ghosts of a 'learned' network on ``inputs`` (N x n_0) without targets.
 
     Shuffled batches of free phases, each followed by :func:`ghost_plasticity`, until every hidden
@@ -77,6 +97,18 @@ def pretrain(net, inputs: np.ndarray, batch: int = 32, tol: float = 0.05,
     (:func:`ghostnet.engines.numba_equilibrium.settle`) whatever the network's mode: ghost learning reads only
     the settled state (§7, step 4).
 
+    ``loop = "open"`` (no noise): the free phases are :func:`open_loop_phase` (the top-down input
+    does not act on the pyramidal neurons) until the residual, averaged over ``window`` batches,
+    is below ``tol``; then the network's own closed free phases until the tolerance holds there
+    too (it is judged on closed-loop batches only). Use it where the closed free phase does not
+    settle before the ghosts cancel the feedback: a deep tanh network with a cross-entropy
+    output (784-500-500-10) takes all 500 passes a phase with random ghosts, 28 samples a
+    second, against one pass open. Once the open-loop residual is small the closed loop settles
+    in a few passes. That hand-over needs inputs that vary in every direction of the layers'
+    rates (as standardised images do): the ghosts learn to cancel the feedback at the
+    feedforward states only, and a closed loop that leaves them along a direction the data never
+    explored is not cancelled there.
+
     Returns ``{"samples", "reached", "tol", "final_residual" (per hidden layer, the mean over the
     last ``window`` batches that the tolerance is checked on), "noise", "noise_samples",
     "history": {"samples": [...], "residual": [[per layer], ...]}}`` (residuals of noisy phases
@@ -89,6 +121,10 @@ def pretrain(net, inputs: np.ndarray, batch: int = 32, tol: float = 0.05,
     if inputs.ndim != 2 or inputs.shape[1] != net.config.sizes[0] or len(inputs) == 0:
         raise ValueError(f"pre-training inputs must have shape (N, {net.config.sizes[0]}), "
                          f"got {inputs.shape}")
+    if loop not in ("closed", "open"):
+        raise ValueError(f"pre-training loop must be 'closed' or 'open', got {loop!r}")
+    if loop == "open" and noise:
+        raise ValueError("exploration noise needs the closed loop (loop = 'closed')")
     if not (np.isfinite(noise) and noise >= 0):
         raise ValueError(f"pre-training noise must be a finite standard deviation >= 0, got {noise}")
     rng = np.random.default_rng(net.config.seed) if rng is None else rng
@@ -100,7 +136,9 @@ def pretrain(net, inputs: np.ndarray, batch: int = 32, tol: float = 0.05,
     noise_samples = min(int(noise_samples), budget) if noise > 0 else 0
     hist_n, hist_r = [], []
     seen = 0
-    clean = 0  # batches without noise: the tolerance is checked on these only
+    clean = 0  # batches without noise, closed: the tolerance is checked on these only
+    open_stage = loop == "open"
+    open_samples = 0
     reached = False
     bar = tqdm(total=budget, desc="ghost pre-training", unit="sample", disable=not progress,
                leave=False, mininterval=0.5)
@@ -123,6 +161,8 @@ def pretrain(net, inputs: np.ndarray, batch: int = 32, tol: float = 0.05,
                         else:  # an engine of this network's kind, solving for fixed points
                             solver = type(net.engine)(net.config.replace(mode="equilibrium"))
                             solver.settle(net.params, state, x, noise=currents_)
+                    elif open_stage:
+                        state = open_loop_phase(net, x)
                     else:
                         state, _ = net.free_phase(x)
                 except FloatingPointError as exc:
@@ -139,7 +179,13 @@ def pretrain(net, inputs: np.ndarray, batch: int = 32, tol: float = 0.05,
                 bar.update(len(idx))
                 recent = np.mean(hist_r[-window:], axis=0)
                 bar.set_postfix(residual=" ".join(f"{r:.3f}" for r in recent),
-                                noise=noisy, refresh=False)
+                                noise=noisy, **({"loop": "open"} if open_stage else {}),
+                                refresh=False)
+                if open_stage:
+                    open_samples = seen
+                    if len(hist_r) >= window and np.all(recent < tol):
+                        open_stage = False  # the loop is weak now: go on closed
+                    continue
                 clean += not noisy
                 if clean >= window and np.all(recent < tol):
                     reached = True
@@ -150,7 +196,8 @@ def pretrain(net, inputs: np.ndarray, batch: int = 32, tol: float = 0.05,
         bar.close()
     final = [float(r) for r in np.mean(hist_r[-window:], axis=0)] if hist_r else []
     return {"samples": seen, "reached": reached, "tol": tol, "final_residual": final,
-            "noise": noise, "noise_samples": noise_samples,
+            "noise": noise, "noise_samples": noise_samples, "loop": loop,
+            "open_samples": open_samples,
             "history": {"samples": hist_n, "residual": hist_r}}
 
 
