@@ -55,18 +55,20 @@ def cancel_residual(net, state: State) -> list[float]:
     return out
 
 
-def open_loop_phase(net, x: np.ndarray) -> State:
+def open_loop_phase(net, x: np.ndarray, solver=None) -> State:
     """A free phase with the top-down input kept off the pyramidal neurons (docs/model.md §5,
     "Open-loop pre-training"): every layer at its feedforward potential ``u_l = a_l``, and the
     learned ghosts at ``v_l = G_l r_l + c_l``, their fixed point given those rates. It is the
     free fixed point of a network whose ghosts cancel the feedback exactly; here the top-down
     input ``t_l = B_l r_{l+1} - H_l phi(v_l)`` is only measured (the residual the ghosts learn
-    from), so the phase costs one pass and cannot diverge."""
+    from), so the phase costs one pass and cannot diverge. ``solver``: an engine of the
+    network's kind set up for copy ghosts in equilibrium mode (made here when not given), whose
+    free fixed point is the feedforward pass (Property 1)."""
     cfg = net.config
     x = np.asarray(x, dtype=cfg.dtype)
     state = State.zeros(cfg, len(x))
-    # copy ghosts' free fixed point is the feedforward pass (Property 1), in every engine
-    solver = type(net.engine)(cfg.replace(mechanism="copy", mode="equilibrium"))
+    if solver is None:
+        solver = type(net.engine)(cfg.replace(mechanism="copy", mode="equilibrium"))
     solver.settle(net.params, state, x)
     for i in range(len(state.v)):
         r = phi(state.u[i], cfg.rate_transfer(i))
@@ -110,7 +112,8 @@ def pretrain(net, inputs: np.ndarray, batch: int = 32, tol: float = 0.05,
     explored is not cancelled there.
 
     Returns ``{"samples", "reached", "tol", "final_residual" (per hidden layer, the mean over the
-    last ``window`` batches that the tolerance is checked on), "noise", "noise_samples",
+    last ``window`` batches that the tolerance is checked on), "noise", "noise_samples", "loop",
+    "open_samples" (samples of the open-loop stage),
     "history": {"samples": [...], "residual": [[per layer], ...]}}`` (residuals of noisy phases
     include the noise).
     """
@@ -139,6 +142,8 @@ def pretrain(net, inputs: np.ndarray, batch: int = 32, tol: float = 0.05,
     clean = 0  # batches without noise, closed: the tolerance is checked on these only
     open_stage = loop == "open"
     open_samples = 0
+    open_solver = (type(net.engine)(net.config.replace(mechanism="copy", mode="equilibrium"))
+                   if open_stage else None)
     reached = False
     bar = tqdm(total=budget, desc="ghost pre-training", unit="sample", disable=not progress,
                leave=False, mininterval=0.5)
@@ -162,7 +167,7 @@ def pretrain(net, inputs: np.ndarray, batch: int = 32, tol: float = 0.05,
                             solver = type(net.engine)(net.config.replace(mode="equilibrium"))
                             solver.settle(net.params, state, x, noise=currents_)
                     elif open_stage:
-                        state = open_loop_phase(net, x)
+                        state = open_loop_phase(net, x, open_solver)
                     else:
                         state, _ = net.free_phase(x)
                 except FloatingPointError as exc:
