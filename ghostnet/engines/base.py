@@ -24,6 +24,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from ghostnet.kernels.linalg import affine
 from ghostnet.model.config import ConfigError, ModelConfig
 from ghostnet.model.params import Params
 from ghostnet.model.plasticity import Update, end_of_phase
@@ -99,7 +100,7 @@ class Engine(ABC):
     def ghost_drive(self, params: Params, i: int, r: np.ndarray) -> np.ndarray:
         """The learned ghosts' potentials ``G_l r_l + c_l`` of hidden layer l = i+1 given its
         rates ``r`` (batch x n_l): batch x n_{l+1}."""
-        return r.reshape(len(r), -1) @ params.G[i].T + params.c[i]
+        return affine(r.reshape(len(r), -1), params.G[i], params.c[i])  # as the solver's ghosts
 
     def feedforward(self, params: Params, x: np.ndarray) -> np.ndarray:
         """The feedforward network's prediction (batch x n_L): the output rates, or the softmax
