@@ -142,6 +142,7 @@ def pretrain(net, inputs: np.ndarray, batch: int = 32, tol: float = 0.05,
     clean = 0  # batches without noise, closed: the tolerance is checked on these only
     open_stage = loop == "open"
     open_samples = 0
+    noise_solver = None  # made once, at the first noisy phase of a non-Numba engine
     open_solver = (type(net.engine)(net.config.replace(mechanism="copy", mode="equilibrium"))
                    if open_stage else None)
     reached = False
@@ -164,8 +165,10 @@ def pretrain(net, inputs: np.ndarray, batch: int = 32, tol: float = 0.05,
                         if net.config.engine == "numba":
                             settle(net.config, net.params, state, x, noise=currents_)
                         else:  # an engine of this network's kind, solving for fixed points
-                            solver = type(net.engine)(net.config.replace(mode="equilibrium"))
-                            solver.settle(net.params, state, x, noise=currents_)
+                            if noise_solver is None:
+                                noise_solver = type(net.engine)(
+                                    net.config.replace(mode="equilibrium"))
+                            noise_solver.settle(net.params, state, x, noise=currents_)
                     elif open_stage:
                         state = open_loop_phase(net, x, open_solver)
                     else:
