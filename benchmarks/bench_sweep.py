@@ -3,13 +3,17 @@
 1. Contention: a ghost run's epoch time alone and beside a second ghostnet process doing the same,
    with every core per process (the libraries' default) and with ``--threads 1``.
 2. Sweep: 8 points of a short Fashion-MNIST run (784-500-10, copy ghosts, equilibrium, seeds
-   0-7) one after another in this process (``--workers 0``; with 1 thread and with every core)
-   against a local Dask cluster of 2 single-threaded workers (``--workers 2``). Throughput is
-   points per second of wall time after start-up (imports and Numba's cache loaded in every
-   process first; the cluster's start-up is reported apart); a point's time is the sum of its
-   epochs' ``seconds`` in metrics.csv, compared with the same point run alone.
+   0-7) one after another in this process (``--workers 0``; with 1 thread and with every core),
+   split between two plain single-threaded processes (even and odd seeds, no Dask: what the
+   machine itself allows two processes), and on a local Dask cluster of 2 single-threaded workers
+   (``--workers 2``). Throughput is points per second of wall time after start-up (imports and
+   Numba's cache loaded in every process first; the cluster's start-up is reported apart); a
+   point's time is the sum of its epochs' ``seconds`` in metrics.csv, compared with the same point
+   in the one-thread process. ``--rounds R`` runs the four ways R times in alternation and reports
+   medians over the rounds (the VM's speed drifts within minutes).
 
-    python benchmarks/bench_sweep.py [--points 8] [--train-size 6000] [--epochs 3] [--skip-contention]
+    python benchmarks/bench_sweep.py [--points 8] [--train-size 6000] [--epochs 3] [--rounds 1]
+                                      [--skip-contention]
     python benchmarks/bench_sweep.py --worker-check   # 3. one point: this process vs a Dask worker
     python benchmarks/bench_sweep.py --machine-check  # 4. the cores themselves, alone and in pairs
 
@@ -91,7 +95,46 @@ def _warm(train_size: int):
     return os.getpid()
 
 
-def throughput(tmp: Path, points: int, train_size: int, epochs: int) -> None:
+def _split_worker(spec: str, out: str, train_size: int) -> None:
+    """A plain process (no Dask) that runs one sweep file's points one after another with one
+    thread, once the parent says go: the 'two plain processes' way of :func:`throughput`."""
+    from ghostnet.learning import sweep as sw
+
+    _warm(train_size)
+    s = sw.load_sweep(spec, threads=1)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    sw.run_sweep(s, out, workers=0, progress=False, log=lambda m: None)
+
+
+def _two_processes(tmp: Path, points: int, train_size: int, epochs: int, out: Path) -> float:
+    """Wall seconds of the points split between two plain single-threaded processes (even and
+    odd seeds), from the moment both are warm."""
+    procs = []
+    for half in (0, 1):
+        spec = tmp / f"half{half}.toml"
+        spec.write_text(sweep_file(tmp, points, train_size, epochs).read_text().replace(
+            f"seed = {list(range(points))}", f"seed = {list(range(half, points, 2))}"))
+        procs.append(subprocess.Popen(
+            [sys.executable, __file__, "--_split", str(spec), str(out), str(train_size)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+                 "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                 "NUMBA_NUM_THREADS": "1"}))
+    for p in procs:
+        assert p.stdout.readline().strip() == "ready"
+    t0 = time.perf_counter()
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    for p in procs:
+        p.wait()
+    return time.perf_counter() - t0
+
+
+def throughput(tmp: Path, points: int, train_size: int, epochs: int, rounds: int = 1) -> None:
+    """The points one after another in this process, on two plain processes and on a 2-worker
+    Dask cluster, ``rounds`` times in alternation; medians over the rounds."""
     from distributed import Client
 
     from ghostnet.learning import sweep as sw
@@ -99,44 +142,58 @@ def throughput(tmp: Path, points: int, train_size: int, epochs: int) -> None:
     spec = sweep_file(tmp, points, train_size, epochs)
     quiet = dict(progress=False, log=lambda m: None)
     _warm(train_size)
-    times, per_point = {}, {}
-    for name, threads in (("one process, 1 thread", 1), ("one process, every core", 0)):
-        s = sw.load_sweep(spec, threads=threads)
-        t0 = time.perf_counter()
-        sw.run_sweep(s, tmp / name.replace(" ", "_").replace(",", ""), workers=0, **quiet)
-        times[name] = time.perf_counter() - t0
-        per_point[name] = {p.dirname: sum(_epochs(tmp / name.replace(" ", "_").replace(",", "") /
-                                                  p.dirname)) for p in s.points}
     s = sw.load_sweep(spec, threads=1)
+    names = [p.dirname for p in s.points]
+    ways = ("one process, 1 thread", "one process, every core", "two plain processes",
+            "Dask, 2 workers x 1 thread")
+    walls = {w: [] for w in ways}
+    point_s = {w: {n: [] for n in names} for w in ways}
     t0 = time.perf_counter()
     cluster, saved = sw._local_cluster(2, 1)
-    with cluster, Client(cluster) as client:
-        client.run(_warm, train_size)
-        startup = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        sw.run_sweep(s, tmp / "dask", client=client, **quiet)
-        times["Dask, 2 workers x 1 thread"] = time.perf_counter() - t0
     for k, v in saved.items():  # Dask put the workers' thread variables in this environment
         if v is None:
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
-    per_point["Dask, 2 workers x 1 thread"] = {
-        p.dirname: sum(_epochs(tmp / "dask" / p.dirname)) for p in s.points}
+    with cluster, Client(cluster) as client:
+        client.run(_warm, train_size)
+        startup = time.perf_counter() - t0
+        for r in range(rounds):
+            for way in ways:
+                out = tmp / f"{way.replace(' ', '_').replace(',', '')}-r{r}"
+                t0 = time.perf_counter()
+                if way == "two plain processes":
+                    walls[way].append(_two_processes(tmp, points, train_size, epochs, out))
+                    t0 = None
+                elif way.startswith("Dask"):
+                    sw.run_sweep(s, out, client=client, **quiet)
+                else:
+                    threads = 1 if way.endswith("1 thread") else 0
+                    sw.run_sweep(sw.load_sweep(spec, threads=threads), out, workers=0, **quiet)
+                if t0 is not None:
+                    walls[way].append(time.perf_counter() - t0)
+                for n in names:
+                    point_s[way][n].append(sum(_epochs(out / n)))
+            print(f"round {r + 1}: " + ", ".join(f"{w} {walls[w][-1]:.1f} s" for w in ways)
+                  + f" (load {os.getloadavg()[0]:.1f})", flush=True)
 
     ref = "one process, 1 thread"
-    print(f"\nsweep: {points} points, 784-500-10 ghost, {train_size} samples, {epochs} epochs each "
-          f"(cluster start-up and warm-up {startup:.1f} s, not counted)")
+    wall = {w: float(np.median(v)) for w, v in walls.items()}
+    med = {w: {n: float(np.median(v)) for n, v in point_s[w].items()} for w in ways}
+    print(f"\nsweep: {points} points, 784-500-10 ghost, {train_size} samples, {epochs} epochs each, "
+          f"medians of {rounds} alternating round(s) (cluster start-up and warm-up {startup:.1f} s, "
+          "not counted)")
     print(f"{'how':>28} {'wall s':>8} {'points/min':>11} {'throughput x':>13} "
-          f"{'point s (median)':>17} {'worst point vs alone':>21}")
-    for name, wall in times.items():
-        ratio = [per_point[name][k] / per_point[ref][k] for k in per_point[ref]]
-        print(f"{name:>28} {wall:8.1f} {60 * points / wall:11.2f} {times[ref] / wall:12.2f}x "
-              f"{np.median(list(per_point[name].values())):17.2f} {max(ratio):20.2f}x",
-              flush=True)
-    best = min(times["one process, 1 thread"], times["one process, every core"])
+          f"{'point s (median)':>17} {'point vs alone, median':>23} {'worst point vs alone':>21}")
+    for w in ways:
+        ratio = [med[w][n] / med[ref][n] for n in names]
+        print(f"{w:>28} {wall[w]:8.1f} {60 * points / wall[w]:11.2f} {wall[ref] / wall[w]:12.2f}x "
+              f"{np.median(list(med[w].values())):17.2f} {np.median(ratio):22.2f}x "
+              f"{max(ratio):20.2f}x", flush=True)
+    best = min(wall["one process, 1 thread"], wall["one process, every core"])
     print(f"Dask against the faster one-process way: "
-          f"{best / times['Dask, 2 workers x 1 thread']:.2f}x the throughput")
+          f"{best / wall['Dask, 2 workers x 1 thread']:.2f}x the throughput; against two plain "
+          f"processes: {wall['two plain processes'] / wall['Dask, 2 workers x 1 thread']:.2f}x")
 
 
 def _one_point(train_size: int, epochs: int) -> list[float]:
@@ -243,10 +300,16 @@ def main(argv=None) -> None:
                     help="only: one point alternately in this process and on a Dask worker")
     ap.add_argument("--machine-check", action="store_true",
                     help="only: the cores' own contention, without ghostnet (module docstring)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="repeat the sweep comparison this many times, alternating; medians")
     ap.add_argument("--_kernel", help=argparse.SUPPRESS)
+    ap.add_argument("--_split", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._kernel:
         print(_kernel(args._kernel))
+        return
+    if args._split:
+        _split_worker(args._split[0], args._split[1], int(args._split[2]))
         return
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f}")
@@ -259,7 +322,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as d:
         if not args.skip_contention:
             contention(Path(d), min(args.train_size, 3000), 4)
-        throughput(Path(d), args.points, args.train_size, args.epochs)
+        throughput(Path(d), args.points, args.train_size, args.epochs, args.rounds)
 
 
 if __name__ == "__main__":
