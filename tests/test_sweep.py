@@ -380,6 +380,19 @@ def test_limit_threads_bounds_every_pool_and_restores_them():
         TrainConfig(train=TrainSettings(threads=-2)).validate()
 
 
+def test_threads_zero_keeps_the_bound_the_environment_set(monkeypatch):
+    from ghostnet.learning.threads import THREAD_ENV, cores, resolve
+
+    for k in THREAD_ENV:
+        monkeypatch.delenv(k, raising=False)
+    assert resolve(0) == cores() and resolve(3) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("MKL_NUM_THREADS", "not a number")  # ignored, as the libraries do
+    assert resolve(0) == 1 and resolve(2) == 2  # an explicit count still wins
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "0")
+    assert resolve(0) == 1
+
+
 def test_train_cli_threads_option(tiny):
     assert cli_main(["train", "--config", str(tiny / "base.toml"), "--threads", "1", "--epochs", "1",
                      "--out", str(tiny / "run"), "--no-progress"]) == 0

@@ -45,8 +45,9 @@ def add(sub) -> None:
                         "(any option or --config given must agree with it)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run (or files) in --out instead of refusing")
-    p.add_argument("--threads", type=int, help="override [train] threads: BLAS, Numba and torch "
-                                               "threads of the run (0: every core)")
+    p.add_argument("--threads", type=int,
+                   help="override [train] threads: BLAS, Numba and torch threads of the run "
+                        "(0: every core, or the bound OMP_NUM_THREADS and the like set)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

@@ -67,7 +67,8 @@ class TrainSettings:
     input kept off the pyramidal neurons until the ghosts cancel it, then closed;
     ``ghostnet.network.mechanisms.pretrain``)."""
     threads: int = 0
-    """Threads of BLAS, Numba and torch during the run (0: every core; a sweep's workers use 1;
+    """Threads of BLAS, Numba and torch during the run (0: every core, or the bound the environment
+    sets with OMP_NUM_THREADS and the like; a sweep's workers use 1;
     ``ghostnet.learning.threads``). Results can differ in the last bits between thread counts
     (BLAS may sum in another order), never between runs at the same count."""
 
