@@ -152,6 +152,8 @@ def settle(
                 a[i] = affine(r[i - 1], W[i], b[i])
             u[i][...] = output(a[i]) if i == L - 1 else with_noise(i, a[i])
             r[i] = phi(u[i], names[i])
+        if keep is not None:  # where the first-order nudged pass of learned ghosts starts
+            keep["r_start"] = list(r)
     else:  # the bottom-up inputs of the state's own rates
         r = [phi(ui, names[i]) for i, ui in enumerate(u)]
         for i in range(1, L):

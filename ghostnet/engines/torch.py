@@ -557,6 +557,7 @@ class TorchEngine(Engine):
                     a[i] = self.up(i, r[i - 1], W[i], b[i])
                 u[i] = output(a[i]) if i == L - 1 else with_noise(i, a[i])
                 r[i] = tr(i, u[i])
+            keep["r_start"] = list(r)  # where the first-order nudged pass of learned ghosts starts
         else:
             r = [tr(i, x) for i, x in enumerate(u)]
             for i in range(1, L):

@@ -58,6 +58,15 @@ class GhostNetwork:
         self.params.tie(config)  # copies share their source's array; learned ones own theirs
         self.engine: Engine = engine_for(config)
 
+    @property
+    def first_order_from_start(self) -> bool:
+        """Learned ghosts with one down pass a phase (``eq_max_iter = 1``, equilibrium mode): the
+        free phase is then the feedforward pass plus one down pass, not a fixed point, and its
+        uncancelled residual would differ between the phases by more than the nudge unless the
+        nudged pass starts from the same feedforward rates (docs/model.md §8)."""
+        c = self.config
+        return c.mechanism == "learned" and c.mode == "equilibrium" and c.eq_max_iter == 1
+
     # ---- inputs -----------------------------------------------------------------------------
     def _inputs(self, x: np.ndarray, y: np.ndarray | None = None):
         cfg = self.config
@@ -124,6 +133,10 @@ class GhostNetwork:
         fcur = eng.currents(p, free, None, 0.0, drive=drive, keep=kf)
         nudged = free.copy()
         kn = None if kf is None else {"a": kf["a"], "r": kf["r"], "g": kf["g"]}
+        if kn is not None and self.first_order_from_start:
+            # learned ghosts, one down pass a phase (eq_max_iter = 1): the nudged pass starts
+            # where the free one did, so that the two differ by the nudge alone (docs/model.md §8)
+            kn["r"] = kf.get("r_start", kf["r"])
         nres = self.nudged_phase(nudged, x, y, beta, record=record, drive=drive, keep=kn)
         ncur = eng.currents(p, nudged, y, beta, drive=drive, keep=kn)
         return PhasePair(x, y, beta, free, nudged, fres, nres, fcur, ncur)
