@@ -307,3 +307,31 @@ def test_parameters_changed_or_replaced_between_phases_are_seen(dtype, rng):
     # and the change mattered
     before = _both_phases(GhostNetwork(cfg), x, y, 20)
     assert _maxdiff(got[1], before[1]) > 1e-3
+
+
+@pytest.mark.parametrize("engine", ["numba", "torch"])
+def test_one_down_pass_with_learned_ghosts_differs_by_the_nudge_alone(engine, rng):
+    """eq_max_iter = 1 with learned ghosts that do not cancel the feedback: the free phase is the
+    feedforward pass plus one down pass (not a fixed point), so the nudged pass must start from
+    the same feedforward rates. Then a nudge of zero reproduces the free phase's errors exactly,
+    and the update (e - e_free) / beta has a finite first-order limit: beta = 1e-3 and 1e-4 give
+    the same update (it would grow as 1 / beta if the uncancelled residual entered it)."""
+    pytest.importorskip("torch")
+    cfg = ModelConfig(sizes=[12, 10, 9, 4], mode="equilibrium", mechanism="learned",
+                      eq_max_iter=1, engine=engine, dtype="float64", seed=3)
+    net = GhostNetwork(cfg)
+    p = net.params
+    for i in range(len(p.G)):  # ghosts far from their copies: a residual of order one
+        p.G[i][...] = rng.standard_normal(p.G[i].shape) * 0.5
+        p.H[i][...] = rng.standard_normal(p.H[i].shape) * 0.5
+    x, y = random_batch(cfg, 5, rng)
+    pair = net.phases(x, y, beta=0.0)
+    residual = max(np.abs(t).max() for t in pair.free_currents.t[:-1])
+    assert residual > 0.05  # the ghosts really leave feedback uncancelled
+    for ef, en in zip(pair.free_currents.e, pair.nudged_currents.e):
+        assert np.array_equal(np.asarray(ef), np.asarray(en))
+    updates = [net.update(net.phases(x, y, beta=beta)) for beta in (1e-3, 1e-4)]
+    for a, b in zip(updates[0].dW, updates[1].dW):
+        a, b = np.asarray(a), np.asarray(b)
+        assert np.linalg.norm(a) > 1e-3
+        assert np.linalg.norm(a - b) < 0.01 * np.linalg.norm(a)
