@@ -161,16 +161,15 @@ def throughput(tmp: Path, points: int, train_size: int, epochs: int, rounds: int
         for r in range(rounds):
             for way in ways:
                 out = tmp / f"{way.replace(' ', '_').replace(',', '')}-r{r}"
-                t0 = time.perf_counter()
-                if way == "two plain processes":
+                if way == "two plain processes":  # timed from the moment both are warm
                     walls[way].append(_two_processes(tmp, points, train_size, epochs, out))
-                    t0 = None
-                elif way.startswith("Dask"):
-                    sw.run_sweep(s, out, client=client, **quiet)
                 else:
-                    threads = 1 if way.endswith("1 thread") else 0
-                    sw.run_sweep(sw.load_sweep(spec, threads=threads), out, workers=0, **quiet)
-                if t0 is not None:
+                    t0 = time.perf_counter()
+                    if way.startswith("Dask"):
+                        sw.run_sweep(s, out, client=client, **quiet)
+                    else:
+                        threads = 1 if way.endswith("1 thread") else 0
+                        sw.run_sweep(sw.load_sweep(spec, threads=threads), out, workers=0, **quiet)
                     walls[way].append(time.perf_counter() - t0)
                 for n in names:
                     point_s[way][n].append(sum(_epochs(out / n)))
