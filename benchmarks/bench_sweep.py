@@ -75,7 +75,8 @@ def contention(tmp: Path, train_size: int, epochs: int) -> None:
 
 def sweep_file(tmp: Path, points: int, train_size: int, epochs: int) -> Path:
     path = tmp / "bench.toml"
-    path.write_text(f'base = "{CONFIG}"\n[grid]\nseed = {list(range(points))}\n'
+    path.write_text(f'base = "{CONFIG}"\ndirname = "seed={{seed}}"\n'  # the same in every split
+                    f'[grid]\nseed = {list(range(points))}\n'
                     f"[grid.train]\ntrain_size = [{train_size}]\nepochs = [{epochs}]\n"
                     "pretrain = [0]\nprobe_size = [20]\n")
     return path
