@@ -141,6 +141,26 @@ def test_dense_agrees_with_numba(mode, mechanism, feedback, cost):
             assert rel(wa, wb) < 1e-9
 
 
+@pytest.mark.parametrize("mechanism", ["copy", "learned"])
+def test_dense_one_down_pass_agrees_with_numba(mechanism):
+    """eq_max_iter = 1 (one down pass a phase; with learned ghosts the nudged pass starts from
+    the free pass's feedforward rates): the two engines agree to 1e-9 over two training steps."""
+    kw = dict(sizes=[12, 9, 7, 5], beta=0.05, mode="equilibrium", eq_max_iter=1,
+              mechanism=mechanism, transfer="tanh", seed=4)
+    p = Params.init(ModelConfig(**kw))
+    a = GhostNetwork(ModelConfig(**kw), p.copy())
+    b = GhostNetwork(ModelConfig(**kw, engine="torch", device="cpu"), p.copy())
+    x, y = batch(ModelConfig(**kw), 6)
+    for _ in range(2):
+        pa, pb = a.step(x, y, 0.5), b.step(x, y, 0.5)
+        for sa, sb in ((pa.free, pb.free), (pa.nudged, pb.nudged)):
+            for ua, ub in zip(sa.u + sa.v, sb.u + sb.v):
+                assert rel(ua, ub) < 1e-9
+    for name in ("W", "b", "G", "c", "H"):
+        for wa, wb in zip(getattr(a.params, name), getattr(b.params, name)):
+            assert rel(wa, wb) < 1e-9
+
+
 def test_dense_clamped_output_and_tolerance_settling_agree_with_numba():
     kw = dict(sizes=[10, 8, 4], output="clamp", settle="tol", tol=1e-9, max_steps=3000, seed=2)
     p = Params.init(ModelConfig(**kw))
