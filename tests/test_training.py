@@ -88,6 +88,7 @@ class _Interrupt(Exception):
                "warmup_epochs": 1.0, "standardize": "pixel", "val_size": 50}),
     ("backprop", {"optimizer": "adam", "lr": 0.01, "weight_decay": 0.01, "schedule": "step",
                   "step_epochs": 1, "standardize": "global"}),
+    ("ghost", {"augment_shift": 2, "augment_flip": True, "standardize": "pixel"}),
 ])
 def test_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, monkeypatch, learner, opt):
     """Ctrl-C mid-epoch, then --resume: the weights of the run that was never interrupted, bit

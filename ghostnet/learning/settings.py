@@ -49,6 +49,12 @@ class TrainSettings:
     standardize: str = "none"
     """Inputs: 'none', 'pixel' (per-pixel mean and std) or 'global' (one mean and std), from the
     training split (after the validation split is taken out)."""
+    augment_shift: int = 0
+    """Training batches only: translate each image by a random (dy, dx) of at most this many pixels,
+    the border filled with 0 (0: none; ``ghostnet.learning.augment``). Needs image inputs: a
+    model ``input = [C, H, W]``, or a square number of inputs (one channel)."""
+    augment_flip: bool = False
+    """Training batches only: mirror each image left to right with probability 1/2."""
     eval_train: bool = True
     """Evaluate the whole training split after every epoch (train_acc, train_cost); false leaves
     those columns empty and saves a forward pass over the training set per epoch."""
@@ -94,7 +100,8 @@ class TrainSettings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(name, f"must be an integer >= 1, got {v!r}")
-        for name in ("train_size", "val_size", "seed", "probe_size", "pretrain", "threads"):
+        for name in ("train_size", "val_size", "seed", "probe_size", "pretrain", "threads",
+                     "augment_shift"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ConfigError(name, f"must be an integer >= 0, got {v!r}")
@@ -118,7 +125,7 @@ class TrainSettings:
                 raise ConfigError(name, f"unknown value {getattr(self, name)!r}; allowed: "
                                         f"{', '.join(allowed)}")
         _in_range("momentum", self.momentum, 0.0, 1.0, high_open=True)
-        for name in ("nesterov", "eval_train"):
+        for name in ("nesterov", "eval_train", "augment_flip"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(name, f"must be true or false, got {getattr(self, name)!r}")
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
@@ -142,6 +149,24 @@ class TrainSettings:
             raise ConfigError("step_epochs", f"must be an integer >= 1, got {self.step_epochs!r}")
         _in_range("step_gamma", self.step_gamma, 0.0, 1.0, low_open=True)
         _in_range("lr_min_ratio", self.lr_min_ratio, 0.0, 1.0)
+        self.check_augment(model, model.sizes[0])
+
+    def check_augment(self, model: ModelConfig, n_inputs: int) -> tuple[int, int, int] | None:
+        """The image shape the augmentation works on (None when it is off); ConfigError when it is
+        on and the inputs are not images, or the shift is not smaller than the image."""
+        if not (self.augment_shift or self.augment_flip):
+            return None
+        from ghostnet.learning.augment import image_shape
+
+        field_ = "augment_shift" if self.augment_shift else "augment_flip"
+        shape = image_shape(model.input, n_inputs)
+        if shape is None or shape[0] * shape[1] * shape[2] != n_inputs:
+            raise ConfigError(field_, f"needs image inputs: {n_inputs} inputs are not a square image; "
+                                      "set [model] input = [C, H, W]")
+        if self.augment_shift >= min(shape[1], shape[2]):
+            raise ConfigError("augment_shift", f"must be smaller than the image ({shape[1]} x "
+                                               f"{shape[2]}), got {self.augment_shift}")
+        return shape
 
     def lrs(self, n_layers: int) -> list[float]:
         return list(self.lr) if isinstance(self.lr, list) else [float(self.lr)] * n_layers

@@ -41,6 +41,7 @@ from ghostnet.checks.metrics import layer_alignment
 from ghostnet.errors import CheckpointError, DivergenceError, GhostnetWarning, RunDirError
 from ghostnet.io import atomic_write, atomic_write_text, loads, write_json
 from ghostnet.learning import runs
+from ghostnet.learning.augment import augment, batch_rng
 from ghostnet.learning.data import Dataset, load, one_hot
 from ghostnet.learning.learners import Learner, evaluate
 from ghostnet.learning.optim import Optimizer, lr_factor
@@ -227,8 +228,16 @@ class Trainer:
         runs.write_manifest(self.out, manifest)
         self.manifest = manifest
         # inputs standardised by the training split's statistics (stored, reused on resume)
+        raw_train = self.data.x_train
         self.data = standardize(self.data, cfg.train.standardize, self.out / "standardize.npz",
                                 has_checkpoint)
+        # training-time augmentation (ghostnet.learning.augment) works on the raw images, then
+        # standardises them as above
+        self._augment = None
+        shape = cfg.train.check_augment(cfg.model, self.data.n_inputs)
+        if shape is not None:
+            restandardize = _standardizer(cfg.train.standardize, self.out / "standardize.npz")
+            self._augment = (raw_train, shape, restandardize)
         # the optimizer (ghostnet.learning.optim), its state restored on resume
         self.optimizer = Optimizer(cfg.train, cfg.model, params)
         if has_checkpoint:
@@ -318,7 +327,13 @@ class Trainer:
             hits = seen = 0
             for b in bar:
                 idx = order[b * t.batch_size:(b + 1) * t.batch_size]
-                x = d.x_train[idx].astype(dtype, copy=False)
+                if self._augment is None:
+                    x = d.x_train[idx].astype(dtype, copy=False)
+                else:
+                    raw, shape, restandardize = self._augment
+                    x = augment(raw[idx], shape, t.augment_shift, t.augment_flip,
+                                batch_rng(t.seed, epoch, b))
+                    x = restandardize(x).astype(dtype, copy=False)
                 y = one_hot(d.y_train[idx], d.n_classes, dtype)
                 f = lr_factor(t, (epoch - 1) * n_batches + b, n_batches)
                 try:
@@ -498,11 +513,25 @@ def standardize(d: Dataset, how: str, path: Path, resume: bool) -> Dataset:
         np.savez(buf, how=np.array(how), mean=mean, std=std)
         atomic_write(path, lambda fh: fh.write(buf.getvalue()))
 
+    f = _standardizer(how, path, (mean, std))
+    return dataclasses.replace(d, x_train=f(d.x_train), x_test=f(d.x_test), x_val=f(d.x_val),
+                               source=d.source)
+
+
+def _standardizer(how: str, path: Path, stats=None):
+    """The map ``x -> (x - mean) / std`` (float32) of :func:`standardize`, with the statistics it
+    wrote to ``path`` (or ``stats``); the identity for ``how = 'none'``."""
+    if how == "none":
+        return lambda x: x
+    if stats is None:
+        with np.load(path) as z:
+            stats = z["mean"], z["std"]
+    mean, std = stats
+
     def f(x):
         return None if x is None else ((x - mean) / std).astype(np.float32)
 
-    return dataclasses.replace(d, x_train=f(d.x_train), x_test=f(d.x_test), x_val=f(d.x_val),
-                               source=d.source)
+    return f
 
 
 def train(cfg: TrainConfig, out: str | Path, resume: bool = False, data: Dataset | None = None,
