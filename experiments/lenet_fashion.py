@@ -54,7 +54,8 @@ def run_one(job: dict) -> dict:
                             lr=job["lr"] or base.train.lr, seed=job["seed"],
                             val_size=5000 if not job["train_size"] else job["train_size"] // 5,
                             train_size=job["train_size"], probe_size=0,
-                            pretrain=job["pretrain"] if v["mechanism"] == "learned" else 0)
+                            pretrain=((base.train.pretrain if job["pretrain"] < 0 else job["pretrain"])
+                                      if v["mechanism"] == "learned" else 0))
     out = Path(job["out"]) / f"{job['variant']}-seed{job['seed']}"
     s = train(TrainConfig(model, t).validate(), out, data=load("fashion-mnist"),
               progress=False, resume=(out / "run.json").exists(),
@@ -106,8 +107,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--lr", type=float, default=0.0,
                     help="learning rate of every learner (0: the config's)")
     ap.add_argument("--train-size", type=int, default=0, help="training images (0: all)")
-    ap.add_argument("--pretrain", type=int, default=10000,
-                    help="learned ghosts: samples of pre-training without targets first")
+    ap.add_argument("--pretrain", type=int, default=-1,
+                    help="learned ghosts: samples of pre-training without targets first "
+                         "(-1: the config's [train] pretrain)")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
                     help="which learners")
     ap.add_argument("--workers", type=int, default=2, help="processes")
