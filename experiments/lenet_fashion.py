@@ -99,6 +99,26 @@ def summarize(out: Path) -> dict:
     return table
 
 
+def merge_summary(path: Path, settings: dict, rows: list[dict]) -> dict:
+    """The folder's summary with this invocation's ``rows``: runs of other variants or seeds
+    already in ``path`` are kept (a later invocation adds to the folder, it does not hide what
+    is there), and each variant keeps the settings it ran with."""
+    old = json.loads(path.read_text()) if path.exists() else {}
+    by_variant = dict(old.get("settings_by_variant", {}))
+    if "settings" in old:  # written before settings were kept per variant
+        by_variant.update({v: old["settings"] for v in old["settings"].get("variants", [])})
+    by_variant.update({v: settings for v in settings["variants"]})
+    done = {(r["variant"], r["seed"]) for r in rows}
+    runs = [r for r in old.get("runs", []) if (r["variant"], r["seed"]) not in done] + rows
+    mean = {}
+    for v in dict.fromkeys(r["variant"] for r in runs):
+        got = [r for r in runs if r["variant"] == v]
+        mean[v] = {"test_error_pct": 100 * (1 - statistics.mean(r["test_acc"] for r in got)),
+                   "val_error_pct": 100 * (1 - statistics.mean(r["val_acc"] for r in got)),
+                   "seeds": len(got)}
+    return {"settings_by_variant": by_variant, "runs": runs, "mean": mean}
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="model and data seeds")
@@ -130,15 +150,10 @@ def main(argv=None) -> dict:
         for row in pool.map(run_one, jobs):
             print(json.dumps(row), flush=True)
             rows.append(row)
-    summary = {"settings": vars(args), "runs": rows, "mean": {}}
-    for v in args.variants:
-        got = [r for r in rows if r["variant"] == v]
-        summary["mean"][v] = {
-            "test_error_pct": 100 * (1 - statistics.mean(r["test_acc"] for r in got)),
-            "val_error_pct": 100 * (1 - statistics.mean(r["val_acc"] for r in got)),
-            "seeds": len(got)}
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    from ghostnet.io import atomic_write_text  # here: the workers set their thread bounds first
+
+    summary = merge_summary(Path(args.out) / "summary.json", vars(args), rows)
+    atomic_write_text(Path(args.out) / "summary.json", json.dumps(summary, indent=2) + "\n")
     for v, m in summary["mean"].items():
         print(f"{v:<22} test error {m['test_error_pct']:.2f}%  (validation {m['val_error_pct']:.2f}%,"
               f" {m['seeds']} seeds)")
