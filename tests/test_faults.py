@@ -437,7 +437,8 @@ _TRAIN = {
     "warmup_epochs": st.floats(-1, 3), "step_epochs": st.integers(0, 3),
     "step_gamma": st.floats(0, 2), "lr_min_ratio": st.floats(-1, 2),
     "standardize": st.sampled_from(["none", "pixel", "global", "x"]), "eval_train": st.booleans(),
-    "threads": st.integers(-1, 2),
+    "threads": st.integers(-1, 2), "augment_shift": st.integers(-1, 3),
+    "augment_flip": st.booleans(),
 }
 
 
