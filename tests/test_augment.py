@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ghostnet import ConfigError, ModelConfig
-from ghostnet.learning.augment import augment, batch_rng, image_shape
+from ghostnet.learning.augment import augment, batch_rngs, image_shape
 from ghostnet.learning.data import Dataset
 from ghostnet.learning.training import Learner, TrainConfig, TrainSettings, train
 
@@ -37,7 +37,7 @@ def test_each_image_is_a_translation_or_mirror_of_its_original(shape, shift, fli
     rng = np.random.default_rng(0)
     n = 400
     x = rng.uniform(0.1, 1, (n, int(np.prod(shape)))).astype(np.float32)  # no zeros: unique moves
-    out = augment(x, shape, shift, flip, batch_rng(3, 1, 7))
+    out = augment(x, shape, shift, flip, batch_rngs(3, 1, 7))
     assert out.shape == x.shape and out.dtype == x.dtype
     seen = []
     for a, b in zip(x, out):
@@ -49,9 +49,9 @@ def test_each_image_is_a_translation_or_mirror_of_its_original(shape, shift, fli
     frac = np.mean([m for *_, m in seen])
     assert (0.4 < frac < 0.6) if flip else frac == 0
     # the draws are a function of (seed, epoch, batch) alone
-    assert np.array_equal(out, augment(x, shape, shift, flip, batch_rng(3, 1, 7)))
+    assert np.array_equal(out, augment(x, shape, shift, flip, batch_rngs(3, 1, 7)))
     if shift or flip:
-        assert not np.array_equal(out, augment(x, shape, shift, flip, batch_rng(3, 1, 8)))
+        assert not np.array_equal(out, augment(x, shape, shift, flip, batch_rngs(3, 1, 8)))
 
 
 def test_image_shape():
@@ -141,3 +141,16 @@ def test_augmentation_changes_training_but_not_evaluation(tmp_path):
 def test_augmentation_that_cannot_apply_is_refused(model, opts, field):
     with pytest.raises(ConfigError, match=field):
         TrainConfig(ModelConfig(**model), TrainSettings(learner="backprop", **opts)).validate()
+
+
+def test_each_setting_changes_only_what_it_names():
+    """At one batch position, turning flips on mirrors some of the same moved images, and the
+    mirrors fall on the same images whether or not they are moved."""
+    x = np.random.default_rng(1).uniform(0.1, 1, (200, 49)).astype(np.float32)
+    shape, rng = (1, 7, 7), lambda: batch_rngs(0, 2, 5)
+    moved, both = augment(x, shape, 2, False, rng()), augment(x, shape, 2, True, rng())
+    flipped = augment(x, shape, 0, True, rng())
+    mirror = lambda a: a.reshape(-1, *shape)[:, :, :, ::-1].reshape(len(a), -1)  # noqa: E731
+    is_flipped = np.array([not np.array_equal(a, b) for a, b in zip(flipped, x)])
+    assert 0.3 < is_flipped.mean() < 0.7
+    np.testing.assert_array_equal(np.where(is_flipped[:, None], mirror(moved), moved), both)

@@ -6,9 +6,11 @@ uniformly from -shift..shift pixels, and fills the uncovered border with 0 (the 
 image datasets); it is the usual "pad by ``shift`` and crop at a random place". A flip mirrors the
 image left to right with probability 1/2.
 
-The random numbers of a batch come from ``numpy.random.default_rng([seed, epoch, batch, 1])``:
-a function of the batch's position alone, so every learner of a seed sees the same augmented
-images, and a run resumed in the middle of an epoch replays them bit for bit.
+The random numbers of a batch come from ``numpy.random.default_rng([seed, epoch, batch, 1])``
+(the moves) and ``default_rng([seed, epoch, batch, 2])`` (the flips): functions of the batch's
+position alone, so every learner of a seed sees the same augmented images, a run resumed in the
+middle of an epoch replays them bit for bit, and turning one option on or off leaves what the
+other does unchanged.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import math
 
 import numpy as np
 
-__all__ = ["augment", "batch_rng", "image_shape"]
+__all__ = ["augment", "batch_rngs", "image_shape"]
 
 
 def image_shape(input_shape: list[int] | tuple[int, ...], n_inputs: int) -> tuple[int, int, int] | None:
@@ -29,22 +31,22 @@ def image_shape(input_shape: list[int] | tuple[int, ...], n_inputs: int) -> tupl
     return (1, side, side) if side * side == n_inputs else None
 
 
-def batch_rng(seed: int, epoch: int, batch: int) -> np.random.Generator:
-    """The random generator of one training batch's augmentation."""
-    return np.random.default_rng([seed, epoch, batch, 1])
+def batch_rngs(seed: int, epoch: int, batch: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """The random generators of one training batch's moves and flips."""
+    return (np.random.default_rng([seed, epoch, batch, 1]),
+            np.random.default_rng([seed, epoch, batch, 2]))
 
 
 def augment(x: np.ndarray, shape: tuple[int, int, int], shift: int, flip: bool,
-            rng: np.random.Generator) -> np.ndarray:
+            rngs: tuple[np.random.Generator, np.random.Generator]) -> np.ndarray:
     """Augmented copy of the flattened images ``x`` (N x C*H*W): each translated by a random
     (dy, dx) in [-shift, shift]^2 with zero fill, then mirrored left-right with probability 1/2 if
-    ``flip``. The draws are made for every image in a fixed order (shifts, then flips), whatever
-    the options, so that a setting changes only what it names."""
+    ``flip``; the moves drawn from ``rngs[0]``, the flips from ``rngs[1]`` (:func:`batch_rngs`)."""
     n = len(x)
     c, h, w = shape
     img = x.reshape(n, c, h, w)
-    d = rng.integers(-shift, shift + 1, size=(n, 2)) if shift else np.zeros((n, 2), np.int64)
-    mirror = rng.random(n) < 0.5 if flip else np.zeros(n, bool)
+    d = rngs[0].integers(-shift, shift + 1, size=(n, 2)) if shift else np.zeros((n, 2), np.int64)
+    mirror = rngs[1].random(n) < 0.5 if flip else np.zeros(n, bool)
     out = np.zeros_like(img)
     for i in range(n):
         dy, dx = int(d[i, 0]), int(d[i, 1])

@@ -41,7 +41,7 @@ from ghostnet.checks.metrics import layer_alignment
 from ghostnet.errors import CheckpointError, DivergenceError, GhostnetWarning, RunDirError
 from ghostnet.io import atomic_write, atomic_write_text, loads, write_json
 from ghostnet.learning import runs
-from ghostnet.learning.augment import augment, batch_rng
+from ghostnet.learning.augment import augment, batch_rngs
 from ghostnet.learning.data import Dataset, load, one_hot
 from ghostnet.learning.learners import Learner, evaluate
 from ghostnet.learning.optim import Optimizer, lr_factor
@@ -332,7 +332,7 @@ class Trainer:
                 else:
                     raw, shape, restandardize = self._augment
                     x = augment(raw[idx], shape, t.augment_shift, t.augment_flip,
-                                batch_rng(t.seed, epoch, b))
+                                batch_rngs(t.seed, epoch, b))
                     x = restandardize(x).astype(dtype, copy=False)
                 y = one_hot(d.y_train[idx], d.n_classes, dtype)
                 f = lr_factor(t, (epoch - 1) * n_batches + b, n_batches)
