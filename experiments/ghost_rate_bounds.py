@@ -79,14 +79,13 @@ def bounds(model, x: np.ndarray, iters: int = 1000) -> list[dict]:
 
 def _inputs(cfg, images: int, source: str | None) -> np.ndarray:
     from ghostnet.learning.data import load
+    from ghostnet.learning.training import standardization
 
     d = load(cfg.train.dataset, source)
     x = d.x_train.astype(np.float64)
-    how = cfg.train.standardize
-    if how != "none":
-        axis = 0 if how == "pixel" else None
-        mean, std = x.mean(axis=axis), x.std(axis=axis)
-        x = (x - mean) / np.where(std > 1e-8, std, 1.0)
+    if cfg.train.standardize != "none":
+        mean, std = standardization(d.x_train, cfg.train.standardize)
+        x = (x - mean) / std
     return x[:images]
 
 

@@ -491,6 +491,15 @@ def select_model(rows: list[dict]) -> dict:
                          "test_acc": best["test_acc"]}, **last}
 
 
+def standardization(x_train: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and std of :func:`standardize` (``how`` 'pixel' or 'global'), in float64: per
+    pixel or one number each, a constant pixel (std below 1e-8) keeping std 1."""
+    x = x_train.astype(np.float64)
+    axis = 0 if how == "pixel" else None
+    mean, std = x.mean(axis=axis), x.std(axis=axis)
+    return mean, np.where(std > 1e-8, std, 1.0)
+
+
 def standardize(d: Dataset, how: str, path: Path, resume: bool) -> Dataset:
     """``d`` with inputs ``(x - mean) / std``, the statistics from its training split: per pixel
     (``how = 'pixel'``; a constant pixel keeps std 1) or one number each (``'global'``). They are
@@ -505,10 +514,7 @@ def standardize(d: Dataset, how: str, path: Path, resume: bool) -> Dataset:
                                                  f"the configuration says {how!r}")
             mean, std = z["mean"], z["std"]
     else:
-        x = d.x_train.astype(np.float64)
-        axis = 0 if how == "pixel" else None
-        mean, std = x.mean(axis=axis), x.std(axis=axis)
-        std = np.where(std > 1e-8, std, 1.0)
+        mean, std = standardization(d.x_train, how)
         buf = io.BytesIO()
         np.savez(buf, how=np.array(how), mean=mean, std=std)
         atomic_write(path, lambda fh: fh.write(buf.getvalue()))
