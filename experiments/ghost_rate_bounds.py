@@ -82,11 +82,11 @@ def _inputs(cfg, images: int, source: str | None) -> np.ndarray:
     from ghostnet.learning.training import standardization
 
     d = load(cfg.train.dataset, source)
-    x = d.x_train.astype(np.float64)
-    if cfg.train.standardize != "none":
+    x = d.x_train[:images].astype(np.float64)
+    if cfg.train.standardize != "none":  # the statistics of the whole training set
         mean, std = standardization(d.x_train, cfg.train.standardize)
         x = (x - mean) / std
-    return x[:images]
+    return x
 
 
 def main(argv=None) -> list[dict]:
