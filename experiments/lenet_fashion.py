@@ -8,7 +8,9 @@ held out for validation (the learning rate is chosen on it, never on the test se
                                         [--train-size 0] [--out results/lenet_fashion]
 
 ``--epochs`` and ``--lr`` default to the configuration's. A finished run (summary.json) is kept,
-an interrupted one resumes from its checkpoint.
+an interrupted one resumes from its checkpoint. SIGTERM or SIGINT to this process stops it
+cleanly: queued runs are cancelled, the running ones are passed the signal and write their
+checkpoints, and the command waits for them before it exits (status 128 + the signal's number).
 
 Each run writes its run directory (config.toml, metrics.csv, summary.json) under ``--out``;
 ``summary.json`` there collects the final validation and test accuracies per learner and seed
@@ -19,9 +21,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import multiprocessing
 import os
+import signal
 import statistics
-from concurrent.futures import ProcessPoolExecutor
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +40,16 @@ VARIANTS = {
 }
 
 
-def run_one(job: dict) -> dict:
+def _default_signals() -> None:
+    """Pool workers: SIGINT and SIGTERM as by default (the command's own handlers are not theirs);
+    a running training run installs its own, which stop it at a checkpoint."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def run_one(job: dict) -> dict | None:
+    if job.get("parent") is not None and os.getppid() != job["parent"]:
+        return None  # the command that queued this run has stopped: do not start it
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[var] = "1"
     import torch
@@ -145,11 +159,47 @@ def main(argv=None) -> dict:
         return summarize(Path(args.out))
     jobs = [dict(config=args.config, variant=v, seed=s, epochs=args.epochs, lr=args.lr, train_size=args.train_size,
                  pretrain=args.pretrain, out=args.out, eq_max_iter=args.eq_max_iter) for s in args.seeds for v in args.variants]
-    with ProcessPoolExecutor(args.workers) as pool:
-        rows = []
-        for row in pool.map(run_one, jobs):
+    rows, failed, stopped, futures = [], [], [], {}
+
+    def stop(signum, frame):
+        stopped.append(signum)
+        raise KeyboardInterrupt
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    pool = ProcessPoolExecutor(args.workers, initializer=_default_signals)
+    try:
+        for job in jobs:
+            job["parent"] = os.getpid()
+        futures = {pool.submit(run_one, job): job for job in jobs}
+        for fut in as_completed(futures):
+            job = futures[fut]
+            try:
+                row = fut.result()
+            except Exception as exc:  # one failed run does not stop the others
+                failed.append(job)
+                print(f"{job['variant']}-seed{job['seed']} failed: {type(exc).__name__}: {exc}",
+                      file=sys.stderr, flush=True)
+                continue
             print(json.dumps(row), flush=True)
             rows.append(row)
+    except KeyboardInterrupt:
+        # cancel what has not started, pass the signal to the runs that have (each writes its
+        # checkpoint and stops), and wait for them
+        for sig in old:
+            signal.signal(sig, signal.SIG_IGN)
+        for fut in futures:
+            fut.cancel()
+        for child in multiprocessing.active_children():
+            child.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        print(f"stopped by {signal.Signals(stopped[0] if stopped else signal.SIGINT).name}: "
+              f"{len(rows)} of {len(jobs)} runs finished; the same command resumes the others",
+              file=sys.stderr)
+        sys.exit(128 + (stopped[0] if stopped else signal.SIGINT))
+    pool.shutdown(wait=True)
+    for sig, handler in old.items():
+        signal.signal(sig, handler)
+    rows.sort(key=lambda r: (args.variants.index(r["variant"]), r["seed"]))
     from ghostnet.io import atomic_write_text  # here: the workers set their thread bounds first
 
     summary = merge_summary(Path(args.out) / "summary.json", vars(args), rows)
@@ -157,6 +207,8 @@ def main(argv=None) -> dict:
     for v, m in summary["mean"].items():
         print(f"{v:<22} test error {m['test_error_pct']:.2f}%  (validation {m['val_error_pct']:.2f}%,"
               f" {m['seeds']} seeds)")
+    if failed:
+        sys.exit(f"{len(failed)} of {len(jobs)} runs failed (above); the others are in {args.out}")
     return summary
 
 
