@@ -229,15 +229,15 @@ class Trainer:
         self.manifest = manifest
         # inputs standardised by the training split's statistics (stored, reused on resume)
         raw_train = self.data.x_train
-        self.data = standardize(self.data, cfg.train.standardize, self.out / "standardize.npz",
-                                has_checkpoint)
+        scale = standardizer(self.data, cfg.train.standardize, self.out / "standardize.npz",
+                             has_checkpoint)
+        self.data = _apply(scale, self.data)
         # training-time augmentation (ghostnet.learning.augment) works on the raw images, then
         # standardises them as above
         self._augment = None
         shape = cfg.train.check_augment(cfg.model, self.data.n_inputs)
         if shape is not None:
-            restandardize = _standardizer(cfg.train.standardize, self.out / "standardize.npz")
-            self._augment = (raw_train, shape, restandardize)
+            self._augment = (raw_train, shape, scale)
         # the optimizer (ghostnet.learning.optim), its state restored on resume
         self.optimizer = Optimizer(cfg.train, cfg.model, params)
         if has_checkpoint:
@@ -505,8 +505,20 @@ def standardize(d: Dataset, how: str, path: Path, resume: bool) -> Dataset:
     (``how = 'pixel'``; a constant pixel keeps std 1) or one number each (``'global'``). They are
     written to ``path`` (the run directory's ``standardize.npz``), and read from there on resume,
     so that a resumed run and a later evaluation use the same."""
+    return _apply(standardizer(d, how, path, resume), d)
+
+
+def _apply(f, d: Dataset) -> Dataset:
+    return dataclasses.replace(d, x_train=f(d.x_train), x_test=f(d.x_test), x_val=f(d.x_val),
+                               source=d.source)
+
+
+def standardizer(d: Dataset, how: str, path: Path, resume: bool):
+    """The map ``x -> (x - mean) / std`` (float32) of :func:`standardize`: its statistics from
+    ``d``'s training split, written to ``path``, or on ``resume`` read from there; the identity
+    for ``how = 'none'``."""
     if how == "none":
-        return d
+        return lambda x: x
     if resume and path.exists():
         with np.load(path) as z:
             if str(z["how"]) != how:
@@ -518,21 +530,6 @@ def standardize(d: Dataset, how: str, path: Path, resume: bool) -> Dataset:
         buf = io.BytesIO()
         np.savez(buf, how=np.array(how), mean=mean, std=std)
         atomic_write(path, lambda fh: fh.write(buf.getvalue()))
-
-    f = _standardizer(how, path, (mean, std))
-    return dataclasses.replace(d, x_train=f(d.x_train), x_test=f(d.x_test), x_val=f(d.x_val),
-                               source=d.source)
-
-
-def _standardizer(how: str, path: Path, stats=None):
-    """The map ``x -> (x - mean) / std`` (float32) of :func:`standardize`, with the statistics it
-    wrote to ``path`` (or ``stats``); the identity for ``how = 'none'``."""
-    if how == "none":
-        return lambda x: x
-    if stats is None:
-        with np.load(path) as z:
-            stats = z["mean"], z["std"]
-    mean, std = stats
 
     def f(x):
         return None if x is None else ((x - mean) / std).astype(np.float32)
