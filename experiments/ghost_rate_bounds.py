@@ -1,6 +1,6 @@
 """Stable learning rates for learned ghosts, per hidden layer (docs/model.md §5, "Stable ghost
 learning rates"): the largest eigenvalue ``lambda`` of each ghost rule's least-mean-squares update
-map at a network's initial weights, and the bound ``2 / lambda`` on ``eta_g`` (``G_l``) and
+map at a network's initial weights (or a run's trained ones), and the bound ``2 / lambda`` on ``eta_g`` (``G_l``) and
 ``eta_h`` (``H_l``).
 
 ``G_l``'s batch-mean update, linearised, moves a kernel ``K`` by ``-eta M_G K`` with ``M_G K`` the
@@ -10,10 +10,13 @@ or a convolution and its pooling; a conv kernel's update sums over the positions
 here as ``r_{l+1}``, the values they learn to match. Both are found by power iteration, on the
 feedforward rates of ``--images`` training images standardised as the config's ``[train]
 standardize`` says (statistics of the whole training set). The output potentials that the last
-``H`` sees grow as the network learns, so its bound at the initial weights is an upper limit.
+``H`` sees grow as the network learns, so its bound at the initial weights is an upper limit;
+``--run DIR`` measures at a run's weights instead (its ``checkpoint.npz``, the last finished
+epoch, and its ``config.toml``): the rates of a trained network, where they are smaller.
 
     python experiments/ghost_rate_bounds.py --config experiments/configs/fashion_lenet_wide_aug.toml
                                             [--images 500] [--fraction 0.2] [--data-source PATH]
+    python experiments/ghost_rate_bounds.py --run results/lenet_wide_aug/main/backprop-seed0
 
 prints the eigenvalues, the bounds and ``--fraction`` of each bound as ``eta_g`` / ``eta_h``
 lists for the config (any engine: the maps are evaluated with the torch engine).
@@ -51,9 +54,10 @@ def top_eigenvalue(fmap, shape, n: int, iters: int = 1000, seed: int = 0,
     return val
 
 
-def bounds(model, x: np.ndarray, iters: int = 1000) -> list[dict]:
-    """Per hidden layer l (1-based), at ``model``'s initial weights on inputs ``x`` (rows): the
-    largest eigenvalues of the ``G_l`` and ``H_l`` update maps and their bounds ``2 / lambda``."""
+def bounds(model, x: np.ndarray, iters: int = 1000, weights=None) -> list[dict]:
+    """Per hidden layer l (1-based), at ``model``'s initial weights on inputs ``x`` (rows), or at
+    ``weights`` (lists ``W`` and ``b`` of arrays) when given: the largest eigenvalues of the ``G_l``
+    and ``H_l`` update maps and their bounds ``2 / lambda``."""
     import torch
 
     from ghostnet.network.network import GhostNetwork
@@ -61,6 +65,13 @@ def bounds(model, x: np.ndarray, iters: int = 1000) -> list[dict]:
     net = GhostNetwork(model.replace(engine="torch", device="cpu", dtype="float64",
                                      mechanism="learned"))
     eng, P = net.engine, net.params
+    if weights is not None:
+        for name in ("W", "b"):
+            for i, w in enumerate(weights[name]):
+                if tuple(np.shape(w)) != tuple(np.shape(getattr(P, name)[i])):
+                    raise ValueError(f"{name}_{i}: shape {np.shape(w)}, the configuration's "
+                                     f"network has {np.shape(getattr(P, name)[i])}")
+                getattr(P, name)[i] = np.asarray(w, dtype=np.float64)
     T = eng.as_tensor
     with torch.no_grad():
         r = [eng.input(np.asarray(x, dtype=np.float64))]
@@ -93,7 +104,9 @@ def main(argv=None) -> list[dict]:
     from ghostnet.learning.settings import TrainConfig
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--config", required=True, help="a training config (TOML)")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", help="a training config (TOML): measure at its initial weights")
+    src.add_argument("--run", help="a run directory: measure at its checkpoint's weights")
     ap.add_argument("--images", type=int, default=500, help="training images to measure on")
     ap.add_argument("--fraction", type=float, default=0.2,
                     help="the suggested rates as this fraction of each bound")
@@ -101,8 +114,18 @@ def main(argv=None) -> list[dict]:
     args = ap.parse_args(argv)
     if not 0 < args.fraction < 1:
         ap.error(f"--fraction must be in (0, 1), got {args.fraction}")
-    cfg = TrainConfig.load(args.config)
-    rows = bounds(cfg.model, _inputs(cfg, args.images, args.data_source))
+    weights = None
+    if args.run:
+        run = Path(args.run)
+        if not (run / "checkpoint.npz").exists():
+            ap.error(f"--run: {run / 'checkpoint.npz'} does not exist")
+        cfg = TrainConfig.load(run / "config.toml")
+        with np.load(run / "checkpoint.npz") as z:
+            L = len([k for k in z.files if k.startswith("W_")])
+            weights = {n: [z[f"{n}_{i}"] for i in range(L)] for n in ("W", "b")}
+    else:
+        cfg = TrainConfig.load(args.config)
+    rows = bounds(cfg.model, _inputs(cfg, args.images, args.data_source), weights=weights)
     print(f"{'hidden layer':>12} {'lambda G':>10} {'bound eta_g':>12} {'lambda H':>10} "
           f"{'bound eta_h':>12}")
     for w in rows:

@@ -55,22 +55,50 @@ def test_a_diverging_baseline_stops_and_is_marked_failed(tmp_path, learner, mode
         train(cfg, tmp_path, resume=True, data=blobs(), progress=False)
 
 
-def test_a_ghost_blow_up_names_the_learning_rate_when_the_initial_weights_settle(tmp_path):
+@pytest.mark.parametrize("engine", ["numba", "torch"])
+def test_a_ghost_blow_up_names_the_learning_rate_when_the_initial_weights_settle(tmp_path, engine):
     with pytest.raises(DivergenceError) as info:
-        train(config(transfer="relu", train={"lr": 30.0}), tmp_path, data=blobs(), progress=False)
+        train(config(transfer="relu", engine=engine, train={"lr": 30.0}), tmp_path, data=blobs(),
+              progress=False)
     msg = str(info.value)
     assert "ghost learner diverged at epoch 1, batch" in msg
     assert "Likely cause: the learning rate (lr = 30.0)" in msg and "reduce lr" in msg
 
 
-def test_a_ghost_blow_up_names_the_integration_step_when_the_initial_weights_fail(tmp_path):
-    cfg = config(mode="dynamics", method="expeuler", dt=1.0, init_gain=8.0, transfer="relu",
-                 mechanism="learned", settle="fixed", steps=100, train={"lr": 0.1})
+CONV_NET = dict(engine="torch", input=[3, 2, 2], sizes=None, eq_max_iter=1,
+                layers=[{"type": "conv", "channels": 3, "kernel": 3, "padding": 1, "pool": 2},
+                        {"type": "dense", "units": 10}, {"type": "dense", "units": 4}])
+
+
+@pytest.mark.parametrize("net", [{"engine": "numba"}, {"engine": "torch"}, CONV_NET],
+                         ids=["numba", "torch", "torch-conv"])
+def test_a_learned_ghost_blow_up_names_the_ghosts_rates(tmp_path, net):
+    """Ghost rates far above their bounds (lr small): the ghosts blow the free phase up while
+    the weights, with copy ghosts, still settle; the error names eta_g / eta_h, whether it
+    happens in a step or in the evaluation after the epoch."""
+    cfg = config(mechanism="learned", eta_g=50.0, eta_h=50.0, train={"lr": 0.01}, **net)
     with pytest.raises(DivergenceError) as info:
         train(cfg, tmp_path, data=blobs(), progress=False)
     msg = str(info.value)
-    assert "at epoch 1, batch 0" in msg and "Likely cause: the integration step" in msg
-    assert "reduce dt" in msg
+    assert "ghost learner diverged at epoch 1" in msg
+    assert "Likely cause: the learned ghosts' rates (eta_g = 50.0, eta_h = 50.0)" in msg
+    assert run_status(tmp_path) == "failed"
+
+
+@pytest.mark.parametrize("mechanism,gain,dt,cause,advice", [
+    ("copy", 20.0, 2.5, "the integration step", "reduce dt"),
+    # with copy ghosts these weights settle (dt 1, gain 8): the random learned ghosts do not
+    ("learned", 8.0, 1.0, "the untrained learned ghosts", "pre-train them"),
+])
+def test_a_ghost_blow_up_at_the_initial_weights_names_the_integration_or_the_ghosts(
+        tmp_path, mechanism, gain, dt, cause, advice):
+    cfg = config(mode="dynamics", method="expeuler", dt=dt, init_gain=gain, transfer="relu",
+                 mechanism=mechanism, settle="fixed", steps=100, train={"lr": 0.1})
+    with pytest.raises(DivergenceError) as info:
+        train(cfg, tmp_path, data=blobs(), progress=False)
+    msg = str(info.value)
+    assert "at epoch 1, batch 0" in msg and f"Likely cause: {cause}" in msg
+    assert advice in msg
 
 
 def test_updates_all_zero_for_an_epoch_warn_once(tmp_path):

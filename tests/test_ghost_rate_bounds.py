@@ -45,15 +45,22 @@ def _top(J: np.ndarray, n: int) -> float:
     return float(np.linalg.eigvalsh(J.T @ J / n)[-1])
 
 
-@pytest.mark.parametrize("transfer", ["tanh", "logistic"])
-def test_bounds_are_the_top_eigenvalues_of_the_update_maps(transfer):
+@pytest.mark.parametrize("transfer,given", [("tanh", False), ("logistic", False), ("tanh", True)])
+def test_bounds_are_the_top_eigenvalues_of_the_update_maps(transfer, given):
+    """At the initial weights, or at weights given (as a trained network's)."""
     model = ModelConfig(engine="torch", device="cpu", dtype="float64", input=[2, 6, 6],
                         layers=LAYERS, transfer=transfer, mechanism="learned", seed=3)
     n = 7
     x = np.random.default_rng(0).normal(size=(n, 72))
-    rows = _script().bounds(model, x)
-
     P = Params.init(model.validate())
+    if given:  # other weights than the initial ones
+        rng = np.random.default_rng(5)
+        P.W = [2 * w + rng.normal(0, 0.1, w.shape) for w in P.W]
+        P.b = [v + rng.normal(0, 0.3, v.shape) for v in P.b]
+        rows = _script().bounds(model, x, weights={"W": P.W, "b": P.b})
+    else:
+        rows = _script().bounds(model, x)
+
     W = [torch.as_tensor(w, dtype=torch.float64) for w in P.W]
     b = [torch.as_tensor(v, dtype=torch.float64) for v in P.b]
     phi = torch.tanh if transfer == "tanh" else torch.sigmoid
@@ -103,3 +110,33 @@ def test_the_command_prints_rates_for_the_config(tmp_path, capsys):
     assert all(w["lambda_g"] > 0 and w["lambda_h"] > 0 for w in rows)
     eta_g = [float(v) for v in out.split("eta_g = [")[1].split("]")[0].split(",")]
     assert eta_g == pytest.approx([0.5 * w["bound_g"] for w in rows], rel=1e-2)
+
+
+def test_the_command_measures_at_a_runs_weights(tmp_path, capsys):
+    """``--run DIR``: the bounds at the run's checkpoint (its config, its trained weights), not
+    at the initial weights."""
+    from ghostnet.learning.data import load
+    from ghostnet.learning.settings import TrainConfig
+    from ghostnet.learning.training import train
+
+    rng = np.random.default_rng(2)
+    src = tmp_path / "tiny.npz"
+    np.savez(src, x_train=rng.uniform(0, 255, (60, 784)).astype(np.uint8),
+             y_train=rng.integers(0, 10, 60), x_test=rng.uniform(0, 255, (10, 784)).astype(np.uint8),
+             y_test=rng.integers(0, 10, 10))
+    cfg = TrainConfig.from_toml(
+        '[model]\nengine = "torch"\ninput = [1, 28, 28]\nlayers = [\n'
+        '  {type = "conv", channels = 2, kernel = 5, pool = 4},\n'
+        '  {type = "dense", units = 6},\n  {type = "dense", units = 10},\n]\n'
+        '[train]\nlearner = "backprop"\ndataset = "fashion-mnist"\nstandardize = "global"\n'
+        'epochs = 3\nbatch_size = 10\nlr = 0.5\nprobe_size = 0\n').validate()
+    run = tmp_path / "run"
+    train(cfg, run, data=load("fashion-mnist", str(src)), progress=False)
+    rows = _script().main(["--run", str(run), "--images", "30", "--data-source", str(src)])
+    capsys.readouterr()
+    P = Params.load(run / "checkpoint.npz")[0]
+    x = _script()._inputs(cfg, 30, str(src))
+    assert rows == _script().bounds(cfg.model, x, weights={"W": P.W, "b": P.b})
+    assert rows != _script().bounds(cfg.model, x)  # the run's weights are not the initial ones
+    with pytest.raises(SystemExit):
+        _script().main(["--run", str(tmp_path), "--data-source", str(src)])  # no checkpoint

@@ -607,7 +607,7 @@ class TorchEngine(Engine):
             change = max(stats[:len(changes)]) if changes else 0.0
             size = max(1.0, max(stats[len(changes):]))
             if not (math.isfinite(change) and size <= BLOWUP):
-                raise FloatingPointError(
+                raise BlowUpError(
                     f"equilibrium iteration diverged (potentials beyond {BLOWUP:g} or non-finite) "
                     f"in the {'free' if y is None else 'nudged'} phase; with learned ghosts try "
                     f"smaller eta_g / eta_h, in a nudged phase a smaller beta")

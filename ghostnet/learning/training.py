@@ -349,7 +349,13 @@ class Trainer:
                     bar.set_postfix(acc=f"{hits / seen:.3f}", refresh=False)
                 self._safe_point(sig, learner, epoch, b + 1, rows)
             self._check_weights(learner, epoch, n_batches)
-            row = self._epoch_row(learner, epoch, time.perf_counter() - t0, probe)
+            try:
+                row = self._epoch_row(learner, epoch, time.perf_counter() - t0, probe)
+            except BlowUpError as exc:  # the free phase of the evaluation
+                x = d.x_train[:t.batch_size].astype(dtype, copy=False)
+                y = one_hot(d.y_train[:t.batch_size], d.n_classes, dtype)
+                raise self._divergence(learner, epoch, None, x, y,
+                                       f"the evaluation after it: {exc}") from None
             row["lr"] = base_lrs[0] * lr_factor(t, epoch * n_batches - 1, n_batches)
             self._check_epoch(learner, epoch, row)
             rows.append(row)
@@ -419,26 +425,43 @@ class Trainer:
         if t.learner != "ghost":
             cause = f"the learning rate ({lr}) is too large ({grew}): reduce lr"
         else:
-            # is it the integration (the initial weights fail on this batch too) or learning
-            # (they do not: the learned weights blow the phases up)?
-            initial_fails = False
-            if x is not None:
-                try:
-                    with np.errstate(all="ignore"):
-                        pair = GhostNetwork(m, Params.init(m)).phases(x, y)
-                    initial_fails = not all(np.isfinite(a).all() for a in pair.nudged.u)
-                except BlowUpError:
-                    initial_fails = True
-            if initial_fails:
-                cause = (f"the integration step: the initial weights blow up on this batch too; "
-                         f"reduce dt (dt = {m.dt}, {m.method}; stability bound "
-                         f"{m.stability_bound():.4g}) or beta (beta = {m.beta})")
+            # is it the integration (the initial weights fail on this batch too), the learned
+            # ghosts (the weights settle with copy ghosts, not with the learned ones) or learning
+            # (the learned weights blow the phases up)?
+            m_copy = m.replace(mechanism="copy")
+            learned = m.mechanism == "learned"
+            if self._fails(m, Params.init(m), x, y):
+                if learned and not self._fails(m_copy, Params.init(m_copy), x, y):
+                    cause = ("the untrained learned ghosts: the initial weights settle on this "
+                             "batch with copy ghosts, not with the learned ghosts' initial "
+                             "values; pre-train them ([train] pretrain)")
+                else:
+                    cause = (f"the integration step: the initial weights blow up on this batch "
+                             f"too; reduce dt (dt = {m.dt}, {m.method}; stability bound "
+                             f"{m.stability_bound():.4g}) or beta (beta = {m.beta})")
+            elif learned and not self._fails(m_copy, learner.params, x, y):
+                cause = (f"the learned ghosts' rates (eta_g = {m.eta_g}, eta_h = {m.eta_h}): "
+                         f"the weights reached settle on this batch with copy ghosts, not with "
+                         f"the learned ones; keep each rate below its layer's bound 2 / lambda, "
+                         f"which shrinks as the network learns (docs/model.md §5)")
             else:
                 cause = (f"the learning rate ({lr}): the initial weights settle on this batch, "
                          f"the learned ones do not ({grew}); reduce lr")
         what = what.rstrip(". ")
         return DivergenceError(f"{t.learner} learner diverged at {where}: {what}. Likely cause: "
                                f"{cause}. Run marked failed in {self.out}")
+
+    @staticmethod
+    def _fails(model, params, x, y) -> bool:
+        """Do the phases of ``model`` with ``params`` blow up (or turn non-finite) on ``x``, ``y``?"""
+        if x is None:
+            return False
+        try:
+            with np.errstate(all="ignore"):
+                pair = GhostNetwork(model, params).phases(x, y)
+        except BlowUpError:
+            return True
+        return not all(np.all(np.isfinite(np.asarray(a))) for a in pair.nudged.u)
 
     def _epoch_row(self, learner, epoch, seconds, probe) -> dict:
         d, m = self.data, self.cfg.model
