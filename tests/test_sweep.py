@@ -151,6 +151,32 @@ def test_invalid_sweep_is_refused_before_any_work(tiny, text, words, capsys):
     assert not out.exists()  # nothing started, not even the sweep directory
 
 
+def test_a_point_may_start_from_its_own_base(tiny):
+    other = _write(tiny / "other.toml", (tiny / "base.toml").read_text()
+                   .replace("epochs = 2", "epochs = 3").replace("lr = 0.5", "lr = 0.25"))
+    s = sw.load_sweep(_write(tiny / "s.toml", """
+base = "base.toml"
+dirname = "{name}-s{seed}"
+[grid]
+seed = [0, 1]
+[[points]]
+name = "plain"
+[[points]]
+name = "other"
+base = "other.toml"
+train.learner = "backprop"
+"""))
+    assert sorted(p.dirname for p in s.points) == ["other-s0", "other-s1", "plain-s0", "plain-s1"]
+    for p in s.points:  # each point is its own base with the fields the sweep sets, nothing else
+        b = TrainConfig.load(tiny / ("other.toml" if p.label == "other" else "base.toml"))
+        want = TrainConfig(b.model.replace(seed=p.values["seed"]), dataclasses.replace(
+            b.train, seed=p.values["seed"], threads=1,
+            learner="backprop" if p.label == "other" else b.train.learner)).validate()
+        assert p.config == want
+    with pytest.raises(sw.SweepError, match=r"\[\[points\]\] number 1: base config 'gone.toml' not found"):
+        sw.load_sweep(_write(tiny / "s.toml", 'base = "base.toml"\n[[points]]\nbase = "gone.toml"\n'))
+
+
 def test_missing_base_and_bad_threads_are_refused(tiny):
     with pytest.raises(sw.SweepError, match="base config 'nowhere.toml' not found"):
         sw.load_sweep(_write(tiny / "s.toml", 'base = "nowhere.toml"\n'))

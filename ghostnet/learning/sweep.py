@@ -122,10 +122,10 @@ def _flatten(where: str, table: dict, allow_name: bool) -> dict[str, Any]:
     for key, value in table.items():
         if key == "seed":
             out["seed"] = value
-        elif key == "name" and allow_name:
+        elif key in ("name", "base") and allow_name:
             if not isinstance(value, str) or not value:
-                raise SweepError(f"{where}: 'name' must be a non-empty string, got {value!r}")
-            out["name"] = value
+                raise SweepError(f"{where}: '{key}' must be a non-empty string, got {value!r}")
+            out[key] = value
         elif key in SECTIONS:
             if not isinstance(value, dict):
                 raise SweepError(f"{where}: '{key}' must be a table of fields, got {value!r}")
@@ -136,7 +136,7 @@ def _flatten(where: str, table: dict, allow_name: bool) -> dict[str, Any]:
                                      f"{', '.join(sorted(known))}")
                 out[f"{key}.{name}"] = v
         else:
-            allowed = "seed, model, train" + (", name" if allow_name else "")
+            allowed = "seed, model, train" + (", name, base" if allow_name else "")
             raise SweepError(f"{where}: unknown key '{key}'; allowed: {allowed}")
     return out
 
@@ -228,14 +228,23 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None,
         raise SweepError(f"{path}: unknown key '{unknown[0]}'; allowed: {', '.join(TOP_KEYS)}")
     if "base" not in data:
         raise SweepError(f"{path}: no 'base' (the training config the points start from)")
+    bases: dict[str, TrainConfig] = {}
+
+    def load_base(where: str, name: Any) -> TrainConfig:
+        """The training config ``name`` (the sweep's ``base`` or a point's), read once."""
+        if name not in bases:
+            p = _base_path(path, name)
+            if not p.is_file():
+                raise SweepError(f"{where}: base config {name!r} not found (looked beside the "
+                                 f"sweep file and in {Path.cwd()})")
+            try:
+                bases[name] = TrainConfig.load(p)
+            except ConfigError as exc:
+                raise SweepError(f"{where}: base config {p}: {exc}") from None
+        return bases[name]
+
     base_path = _base_path(path, data["base"])
-    if not base_path.is_file():
-        raise SweepError(f"{path}: base config {data['base']!r} not found (looked beside the sweep "
-                         f"file and in {Path.cwd()})")
-    try:
-        base = TrainConfig.load(base_path)
-    except ConfigError as exc:
-        raise SweepError(f"{path}: base config {base_path}: {exc}") from None
+    base = load_base(str(path), data["base"])
 
     grid = data.get("grid", {})
     if not isinstance(grid, dict):
@@ -250,6 +259,9 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None,
         raise SweepError(f"{path}: 'points' must be an array of tables ([[points]])")
     explicit = [_flatten(f"{path}: [[points]] number {i + 1}", p, allow_name=True)
                 for i, p in enumerate(explicit)]
+    for i, e in enumerate(explicit):  # a point's own base: read (and checked) before any point
+        if "base" in e:
+            load_base(f"{path}: [[points]] number {i + 1}", e["base"])
     for i, e in enumerate(explicit):
         both = sorted(set(e) & set(axes))
         if both:
@@ -268,17 +280,19 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None,
 
     combos = [dict(zip(axes, vals)) for vals in itertools.product(*axes.values())]
     rows = [{**e, **c} for e in (explicit or [{}]) for c in combos]
-    fields = list(dict.fromkeys([k for k in axes] + [k for e in explicit for k in e if k != "name"]))
+    fields = list(dict.fromkeys([k for k in axes] + [k for e in explicit for k in e
+                                                     if k not in ("name", "base")]))
     points: list[Point] = []
     for i, row in enumerate(rows):
         label = row.pop("name", "")
+        point_base = bases[row.pop("base")] if "base" in row else base
         values = {k: row[k] for k in fields if k in row}
         values.update({k: v for k, v in overrides.items() if k in values})
         settings = {**values, **overrides, "train.threads": threads}
         where = f"{path}: point {i + 1} ({label + ', ' if label else ''}" + \
             ", ".join(f"{k}={_fmt(v)}" for k, v in values.items()) + ")"
         try:
-            cfg = _resolve(base, settings)
+            cfg = _resolve(point_base, settings)
         except (ConfigError, TypeError) as exc:
             raise SweepError(f"{where}: {exc}") from None
         points.append(Point(i, "", values, label, cfg))
@@ -669,8 +683,9 @@ def _mean_sd(values: list[float]) -> str:
     v = np.array([x for x in values if x == x], dtype=float)
     if len(v) == 0:
         return ""
-    sd = v.std(ddof=1) if len(v) > 1 else 0.0
-    return f"{v.mean():.2f} +- {sd:.2f}"
+    if len(v) == 1:  # one run has no spread to give
+        return f"{v[0]:.2f}"
+    return f"{v.mean():.2f} +- {v.std(ddof=1):.2f}"
 
 
 def _values_by(rows: list[dict], key: str, field: str) -> dict[str, set]:
