@@ -61,11 +61,13 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def _same_run(a: Path, b: Path) -> None:
-    """Two run directories hold the same run: final weights bit for bit, every metric but time."""
+def _same_run(a: Path, b: Path, skip: tuple = ()) -> None:
+    """Two run directories hold the same run: final weights bit for bit, every metric but time
+    (and the checkpoint's entries in ``skip``)."""
     with np.load(a / "checkpoint.npz") as za, np.load(b / "checkpoint.npz") as zb:
-        weights = [k for k in za.files if k != "extra_json"]
-        assert weights and sorted(weights) == sorted(k for k in zb.files if k != "extra_json")
+        weights = [k for k in za.files if k != "extra_json" and k not in skip]
+        assert weights and sorted(weights) == sorted(k for k in zb.files
+                                                     if k != "extra_json" and k not in skip)
         for k in weights:
             assert np.array_equal(za[k], zb[k]), k
     ra, rb = (list(csv.DictReader(open(p / "metrics.csv"))) for p in (a, b))
@@ -193,6 +195,44 @@ def test_a_run_directory_with_another_configuration_is_refused(tiny):
     with pytest.raises(sw.SweepError, match=r"point 2 \(beta=0.2\).*model.beta = 0.3"):
         sw.run_sweep(s, tiny / "out", workers=0, progress=False, log=lambda m: None)
     assert not (tiny / "out" / s.points[0].dirname).exists()
+
+
+@pytest.mark.parametrize("learner,mechanism", [("ghost", "copy"), ("backprop", "learned"),
+                                               ("fa", "copy")])
+def test_fields_a_run_does_not_read_do_not_make_it_another_run(tiny, learner, mechanism):
+    """The learned ghosts' rates and pre-training are not read by copy ghosts or the baselines:
+    changing them gives the same bits, so a sweep accepts (and skips) such a finished run and
+    the trainer resumes it; for learned ghosts the same change is another run, refused."""
+    base = TrainConfig.load(tiny / "base.toml")
+    feedback = "random" if learner == "fa" else "symmetric"
+    cfg = TrainConfig(base.model.replace(mechanism=mechanism, feedback=feedback),
+                      dataclasses.replace(base.train, learner=learner, probe_size=0)).validate()
+    other = TrainConfig(cfg.model.replace(eta_g=0.01, eta_h=0.03),
+                        dataclasses.replace(cfg.train, pretrain=50, pretrain_loop="open")).validate()
+    assert cfg.differences(other) == []
+    train(cfg, tiny / "a", progress=False, threads=1)
+    train(other, tiny / "b", progress=False, threads=1)
+    _same_run(tiny / "a", tiny / "b", skip=("config_toml",))  # the claim itself: those fields do not change the run
+    learned = TrainConfig(cfg.model.replace(mechanism="learned"),
+                          dataclasses.replace(cfg.train, learner="ghost")).validate()
+    changed = TrainConfig(learned.model.replace(eta_g=0.01), learned.train).validate()
+    assert [k for k, _, _ in learned.changes(changed)] == ["model.eta_g"]
+    # a sweep over the finished run with the other values skips it
+    path = _write(tiny / "s.toml", f"""
+base = "base.toml"
+dirname = "a"
+[[points]]
+train.learner = "{learner}"
+train.probe_size = 0
+train.pretrain = 50
+train.pretrain_loop = "open"
+model.mechanism = "{mechanism}"
+model.feedback = "{feedback}"
+model.eta_g = 0.01
+model.eta_h = 0.03
+""")
+    s = sw.load_sweep(path)
+    assert sw.run_sweep(s, tiny, workers=0, progress=False, log=lambda m: None)[0]["skipped"]
 
 
 # ---- running -------------------------------------------------------------------------------------

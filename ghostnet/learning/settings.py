@@ -181,6 +181,11 @@ def _in_range(name: str, v, low: float, high: float, low_open=False, high_open=F
         raise ConfigError(name, f"must be a number in {lo}{low:g}, {high:g}{hi}, got {v!r}")
 
 
+LEARNED_GHOST_FIELDS = ("model.eta_g", "model.eta_h", "train.pretrain", "train.pretrain_noise",
+                        "train.pretrain_loop")
+"""The settings only learned ghosts read (their plasticity rates and their pre-training)."""
+
+
 @dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -221,11 +226,27 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return {"model": self.model.to_dict(), "train": dataclasses.asdict(self.train)}
 
-    def differences(self, other: "TrainConfig") -> list[str]:
-        """``"section.field (mine -> other's)"`` for every setting that differs."""
+    def unused_fields(self) -> set[str]:
+        """Settings this run never reads: the learned ghosts' rates and pre-training
+        (:data:`LEARNED_GHOST_FIELDS`) unless its ghosts learn (mechanism ``"learned"`` with the
+        ghost learner). Copy and replicate ghosts, backprop and feedback alignment give the same
+        bits whatever those fields hold."""
+        if self.model.mechanism == "learned" and self.train.learner == "ghost":
+            return set()
+        return set(LEARNED_GHOST_FIELDS)
+
+    def changes(self, other: "TrainConfig", ignore=()) -> list[tuple[str, object, object]]:
+        """``("section.field", mine, other's)`` for every setting that differs, except the
+        fields in ``ignore`` and those that neither run reads (:meth:`unused_fields`)."""
         a, b = self.to_dict(), other.to_dict()
-        return [f"{sec}.{k} ({a[sec][k]!r} -> {b[sec].get(k)!r})"
-                for sec in ("model", "train") for k in a[sec] if a[sec][k] != b[sec].get(k)]
+        skip = (self.unused_fields() & other.unused_fields()) | set(ignore)
+        return [(f"{sec}.{k}", a[sec][k], b[sec].get(k))
+                for sec in ("model", "train") for k in a[sec]
+                if f"{sec}.{k}" not in skip and a[sec][k] != b[sec].get(k)]
+
+    def differences(self, other: "TrainConfig", ignore=()) -> list[str]:
+        """:meth:`changes` as ``"section.field (mine -> other's)"``."""
+        return [f"{k} ({x!r} -> {y!r})" for k, x, y in self.changes(other, ignore)]
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":

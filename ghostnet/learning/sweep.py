@@ -457,15 +457,11 @@ def _check_directory(sweep: Sweep, out: Path) -> None:
         except (ConfigError, ValueError) as exc:
             raise SweepError(f"point {p.index + 1} ({p.dirname}): {saved} is not a valid config "
                              f"({exc})") from None
-        new = {f"{s}.{k}": v for s in SECTIONS for k, v in
-               dataclasses.asdict(getattr(p.config, s)).items()}
-        was = {f"{s}.{k}": v for s in SECTIONS for k, v in
-               dataclasses.asdict(getattr(old, s)).items()}
-        diff = [k for k in new if k not in IGNORED_IN_RESUME and new[k] != was[k]]
+        diff = old.changes(p.config, ignore=IGNORED_IN_RESUME)
         if diff:
-            k = diff[0]
+            k, was, now = diff[0]
             raise SweepError(f"point {p.index + 1} ({p.dirname}): {out / p.dirname} holds a run "
-                             f"with {k} = {was[k]!r}, this sweep sets {new[k]!r}; remove that "
+                             f"with {k} = {was!r}, this sweep sets {now!r}; remove that "
                              "directory or choose another --out")
 
 
