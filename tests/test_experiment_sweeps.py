@@ -19,6 +19,7 @@ EXPECTED = {  # name -> (learner, mechanism, feedback)
     "ghost-copy-random": ("ghost", "copy", "random"),
     "ghost-learned": ("ghost", "learned", "symmetric"),
     "ghost-learned-symmetric": ("ghost", "learned", "symmetric"),
+    "search": ("backprop", None, "symmetric"),  # a backprop search on the validation split
 }
 
 
@@ -39,6 +40,9 @@ def test_experiment_sweep_points_are_what_their_names_say(path):
         assert m.seed == t.seed  # initial weights and data order from the one seed
         assert p.dirname.startswith(p.label)
         # every point of a seed shares the network, the data and the training schedule
+        if p.label == "search":
+            assert t.val_size > 0, f"{p.dirname}: a search needs a validation split"
+            continue
         seeds.setdefault(t.seed, set()).add((str(m.layers), str(m.sizes), t.dataset,
                                              t.epochs, t.batch_size, t.val_size))
     assert all(len(v) == 1 for v in seeds.values()), seeds

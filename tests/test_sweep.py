@@ -353,8 +353,9 @@ val_size = [40]
     rows = list(csv.DictReader(open(out / "report.csv")))
     assert rows[0]["selected_epoch"] == "2"
     assert float(rows[0]["selected_test_error_pct"]) == pytest.approx(30.0)
+    assert float(rows[0]["selected_val_error_pct"]) == pytest.approx(10.0)
     assert float(rows[0]["best_test_error_pct"]) == pytest.approx(5.0)
-    sel = []
+    sel, vsel = [], []
     for p, row in zip(s.points, rows):
         m = list(csv.DictReader(open(out / p.dirname / "metrics.csv")))
         val = [float(r["val_acc"]) for r in m]
@@ -362,6 +363,8 @@ val_size = [40]
         err = 100 * (1 - float(m[k]["test_acc"]))
         assert int(row["selected_epoch"]) == k + 1
         assert float(row["selected_test_error_pct"]) == pytest.approx(err, abs=1e-4)
+        vsel.append(100 * (1 - val[k]))
+        assert float(row["selected_val_error_pct"]) == pytest.approx(vsel[-1], abs=1e-4)
         assert float(row["best_test_error_pct"]) == pytest.approx(
             min(100 * (1 - float(r["test_acc"])) for r in m), abs=1e-4)
         sel.append(err)
@@ -370,6 +373,8 @@ val_size = [40]
     cells = [c.strip() for c in md[2].strip("|").split("|")]
     col = head.index("test error % at best validation epoch")
     assert cells[col] == f"{np.mean(sel):.2f} +- {np.std(sel, ddof=1):.2f}"
+    col = head.index("best validation error %")
+    assert cells[col] == f"{np.mean(vsel):.2f} +- {np.std(vsel, ddof=1):.2f}"
 
 
 def test_dry_run_lists_points_and_states(tiny, capsys):

@@ -660,7 +660,7 @@ def _running(client, pending) -> int:
 
 # ---- the report ------------------------------------------------------------------------------------
 REPORT_FIELDS = ["point", "dir", "status", "epochs", "final_test_error_pct", "selected_epoch",
-                 "selected_test_error_pct", "best_test_error_pct",
+                 "selected_val_error_pct", "selected_test_error_pct", "best_test_error_pct",
                  "final_mean_angle_deg", "seconds_per_epoch", "error"]
 
 
@@ -707,7 +707,8 @@ def write_report(out: str | Path, sweep_results: dict[int, dict] | None = None) 
         status = _point_status(run) or "not started"
         row = {**{k: entry[k] for k in fields}, "point": int(entry["point"]), "dir": entry["dir"],
                "status": status, "epochs": 0, "final_test_error_pct": math.nan,
-               "selected_epoch": "", "selected_test_error_pct": math.nan,
+               "selected_epoch": "", "selected_val_error_pct": math.nan,
+               "selected_test_error_pct": math.nan,
                "best_test_error_pct": math.nan, "final_mean_angle_deg": math.nan,
                "seconds_per_epoch": math.nan, "error": ""}
         r = (sweep_results or {}).get(i, {})
@@ -732,6 +733,7 @@ def write_report(out: str | Path, sweep_results: dict[int, dict] | None = None) 
                                     for x in m])["selected"]  # on the validation split
                 if sel:
                     row.update(selected_epoch=sel["epoch"],
+                               selected_val_error_pct=100 * (1 - sel["val_acc"]),
                                selected_test_error_pct=100 * (1 - sel["test_acc"]))
         rows.append(row)
     order = ["point", "dir"] + fields + [k for k in REPORT_FIELDS if k not in ("point", "dir")]
@@ -748,7 +750,7 @@ def write_report(out: str | Path, sweep_results: dict[int, dict] | None = None) 
         group = ["name"] + [f for f in group if f != "name" and any(
             len(v) > 1 for v in _values_by(rows, "name", f).values())]
     head = group + ["seeds", "epochs", "final test error % (mean +- sd)",
-                    "test error % at best validation epoch",
+                    "best validation error %", "test error % at best validation epoch",
                     "lowest test error % over epochs", "mean angle to backprop, deg", "s/epoch",
                     "not finished"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -761,6 +763,7 @@ def write_report(out: str | Path, sweep_results: dict[int, dict] | None = None) 
         lines.append("| " + " | ".join(list(key) + [
             str(len(fin)), "/".join(map(str, epochs)),
             _mean_sd([r["final_test_error_pct"] for r in fin]),
+            _mean_sd([r["selected_val_error_pct"] for r in fin]),
             _mean_sd([r["selected_test_error_pct"] for r in fin]),
             _mean_sd([r["best_test_error_pct"] for r in fin]),
             _mean_sd([r["final_mean_angle_deg"] for r in fin]),
