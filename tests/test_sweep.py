@@ -65,9 +65,9 @@ def _same_run(a: Path, b: Path, skip: tuple = ()) -> None:
     """Two run directories hold the same run: final weights bit for bit, every metric but time
     (and the checkpoint's entries in ``skip``)."""
     with np.load(a / "checkpoint.npz") as za, np.load(b / "checkpoint.npz") as zb:
-        weights = [k for k in za.files if k != "extra_json" and k not in skip]
-        assert weights and sorted(weights) == sorted(k for k in zb.files
-                                                     if k != "extra_json" and k not in skip)
+        drop = {"extra_json", *skip}
+        weights = [k for k in za.files if k not in drop]
+        assert weights and sorted(weights) == sorted(k for k in zb.files if k not in drop)
         for k in weights:
             assert np.array_equal(za[k], zb[k]), k
     ra, rb = (list(csv.DictReader(open(p / "metrics.csv"))) for p in (a, b))
