@@ -5,12 +5,14 @@
 2. Sweep: 8 points of a short Fashion-MNIST run (784-500-10, copy ghosts, equilibrium, seeds
    0-7) one after another in this process (``--workers 0``; with 1 thread and with every core),
    split between two plain single-threaded processes (even and odd seeds, no Dask: what the
-   machine itself allows two processes), and on a local Dask cluster of 2 single-threaded workers
-   (``--workers 2``). Throughput is points per second of wall time after start-up (imports and
-   Numba's cache loaded in every process first; the cluster's start-up is reported apart); a
-   point's time is the sum of its epochs' ``seconds`` in metrics.csv, compared with the same point
-   in the one-thread process. ``--rounds R`` runs the four ways R times in alternation and reports
-   medians over the rounds (the VM's speed drifts within minutes).
+   machine itself allows two processes), on the sweep's local Dask cluster of 2 single-threaded
+   workers (``--workers 2``, with ``sweep.DASK_QUIET``), and on the same cluster with Dask's
+   default housekeeping. Throughput is points per second of wall time after start-up (imports
+   and Numba's cache loaded in every process first; each Dask way starts a fresh cluster every
+   round, whose start-up is reported apart); a point's time is the sum of its epochs'
+   ``seconds`` in metrics.csv, compared with the same point in the one-thread process.
+   ``--rounds R`` runs the five ways R times in alternation and reports medians over the rounds
+   (the VM's speed drifts within minutes).
 
     python benchmarks/bench_sweep.py [--points 8] [--train-size 6000] [--epochs 3] [--rounds 1]
                                       [--skip-contention]
@@ -117,7 +119,8 @@ def _two_processes(tmp: Path, points: int, train_size: int, epochs: int, out: Pa
         spec.write_text(sweep_file(tmp, points, train_size, epochs).read_text().replace(
             f"seed = {list(range(points))}", f"seed = {list(range(half, points, 2))}"))
         procs.append(subprocess.Popen(
-            [sys.executable, __file__, "--_split", str(spec), str(out), str(train_size)],
+            [sys.executable, str(Path(__file__).resolve()), "--_split", str(spec), str(out),
+             str(train_size)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
                  "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -135,7 +138,8 @@ def _two_processes(tmp: Path, points: int, train_size: int, epochs: int, out: Pa
 
 def throughput(tmp: Path, points: int, train_size: int, epochs: int, rounds: int = 1) -> None:
     """The points one after another in this process, on two plain processes and on a 2-worker
-    Dask cluster, ``rounds`` times in alternation; medians over the rounds."""
+    Dask cluster (the sweep's settings, and Dask's defaults), ``rounds`` times in alternation;
+    medians over the rounds."""
     from distributed import Client
 
     from ghostnet.learning import sweep as sw
@@ -146,36 +150,40 @@ def throughput(tmp: Path, points: int, train_size: int, epochs: int, rounds: int
     s = sw.load_sweep(spec, threads=1)
     names = [p.dirname for p in s.points]
     ways = ("one process, 1 thread", "one process, every core", "two plain processes",
-            "Dask, 2 workers x 1 thread")
+            "Dask, 2 workers x 1 thread", "Dask, its default housekeeping")
     walls = {w: [] for w in ways}
     point_s = {w: {n: [] for n in names} for w in ways}
-    t0 = time.perf_counter()
-    cluster, saved = sw._local_cluster(2, 1)
-    for k, v in saved.items():  # Dask put the workers' thread variables in this environment
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    with cluster, Client(cluster) as client:
-        client.run(_warm, train_size)
-        startup = time.perf_counter() - t0
-        for r in range(rounds):
-            for way in ways:
-                out = tmp / f"{way.replace(' ', '_').replace(',', '')}-r{r}"
-                if way == "two plain processes":  # timed from the moment both are warm
-                    walls[way].append(_two_processes(tmp, points, train_size, epochs, out))
-                else:
-                    t0 = time.perf_counter()
-                    if way.startswith("Dask"):
-                        sw.run_sweep(s, out, client=client, **quiet)
+    startup = []
+    for r in range(rounds):
+        for way in ways:
+            out = tmp / f"{way.replace(' ', '_').replace(',', '')}-r{r}"
+            if way == "two plain processes":  # timed from the moment both are warm
+                walls[way].append(_two_processes(tmp, points, train_size, epochs, out))
+            elif way.startswith("Dask"):  # a fresh cluster, started and warmed before the clock
+                t0 = time.perf_counter()
+                cluster, saved = sw._local_cluster(  # the sweep's settings, or Dask's own
+                    2, 1, {} if way.endswith("housekeeping") else None)
+                for k, v in saved.items():  # Dask put the workers' thread variables here
+                    if v is None:
+                        os.environ.pop(k, None)
                     else:
-                        threads = 1 if way.endswith("1 thread") else 0
-                        sw.run_sweep(sw.load_sweep(spec, threads=threads), out, workers=0, **quiet)
+                        os.environ[k] = v
+                with cluster, Client(cluster) as client:
+                    client.run(_warm, train_size)
+                    startup.append(time.perf_counter() - t0)
+                    t0 = time.perf_counter()
+                    sw.run_sweep(s, out, client=client, **quiet)
                     walls[way].append(time.perf_counter() - t0)
-                for n in names:
-                    point_s[way][n].append(sum(_epochs(out / n)))
-            print(f"round {r + 1}: " + ", ".join(f"{w} {walls[w][-1]:.1f} s" for w in ways)
-                  + f" (load {os.getloadavg()[0]:.1f})", flush=True)
+            else:
+                t0 = time.perf_counter()
+                threads = 1 if way.endswith("1 thread") else 0
+                sw.run_sweep(sw.load_sweep(spec, threads=threads), out, workers=0, **quiet)
+                walls[way].append(time.perf_counter() - t0)
+            for n in names:
+                point_s[way][n].append(sum(_epochs(out / n)))
+        print(f"round {r + 1}: " + ", ".join(f"{w} {walls[w][-1]:.1f} s" for w in ways)
+              + f" (load {os.getloadavg()[0]:.1f})", flush=True)
+    startup = float(np.median(startup))
 
     ref = "one process, 1 thread"
     wall = {w: float(np.median(v)) for w, v in walls.items()}

@@ -276,6 +276,35 @@ seed = [0, 1]
     assert {p.dirname: (out / p.dirname / "checkpoint.npz").stat().st_mtime_ns for p in s.points} == before
 
 
+def test_the_sweeps_local_cluster_keeps_dasks_housekeeping_rare(monkeypatch):
+    """The workers' sampling profiler is off and the periodic monitors run every 5 s, in the
+    worker processes, their nannies and the scheduler (sweep.DASK_QUIET); Dask's own defaults
+    (``config={}``) keep them, which shows the check looks where the settings act."""
+    from distributed import Client
+
+    def callbacks(dask_worker):
+        return {k: v.callback_time for k, v in dask_worker.periodic_callbacks.items()}
+
+    for config, quiet in ((None, True), ({}, False)):
+        cluster, saved = sw._local_cluster(1, 1, config)
+        for k, v in saved.items():
+            if v is None:
+                monkeypatch.delenv(k, raising=False)
+            else:
+                monkeypatch.setenv(k, v)
+        with cluster, Client(cluster) as client:
+            (worker,) = client.run(callbacks).values()
+            (nanny,) = [{k: v.callback_time for k, v in n.periodic_callbacks.items()}
+                        for n in cluster.workers.values()]
+            scheduler = cluster.scheduler
+            assert ("profile" not in worker) is quiet
+            assert ("stealing" not in scheduler.extensions) is quiet
+            for cbs in (worker, nanny, {k: v.callback_time
+                                        for k, v in scheduler.periodic_callbacks.items()}):
+                assert (min(cbs[k] for k in ("tick", "monitor")) >= 5000) is quiet
+            assert (min(worker["memory_monitor"], nanny["memory_monitor"]) >= 5000) is quiet
+
+
 def test_rerun_resumes_an_interrupted_point_from_its_checkpoint(tiny, monkeypatch):
     """A point whose run was stopped by Ctrl-C right after its first epoch: the sweep's rerun
     resumes it and ends where the uninterrupted run ends."""
@@ -498,6 +527,13 @@ job_script_prologue = ["module load python/3.11"]
                  "module load python/3.11"):
         assert line in lines, line
     assert lines.index("export OMP_NUM_THREADS=1") < lines.index("module load python/3.11")
+    # the workers read Dask's housekeeping settings from the environment the script exports
+    env = dict(ln[len("export "):].split("=", 1) for ln in lines if ln.startswith("export DASK_"))
+    assert env == sw.dask_env()
+    import dask
+
+    for key, value in sw.DASK_QUIET.items():
+        assert dask.config.get(key, config=dask.config.collect_env(env)) == value, key
     worker = next(ln for ln in lines if "distributed.cli.dask_worker" in ln)
     # one single-threaded worker process per core
     assert "--nworkers 8" in worker and "--nthreads 1" in worker
