@@ -331,6 +331,13 @@ def test_rerun_resumes_an_interrupted_point_from_its_checkpoint(tiny, monkeypatc
     assert sw._point_status(out / p.dirname) == "interrupted"
     epoch1 = list(csv.DictReader(open(out / p.dirname / "metrics.csv")))
     assert len(epoch1) == 1
+    # another thread count would change the resumed run's bits: refused before any work
+    with pytest.raises(sw.SweepError, match=r"threads = 1, this sweep gives 2; rerun with "
+                                            r"--threads 1"):
+        sw.run_sweep(sw.load_sweep(s.path, threads=2), out, workers=0, progress=False,
+                     log=lambda m: None)
+    assert list(csv.DictReader(open(out / p.dirname / "metrics.csv"))) == epoch1
+    assert sw._point_status(out / p.dirname) == "interrupted"
     (r,) = sw.run_sweep(s, out, workers=0, progress=False, log=lambda m: None)
     assert r["status"] == "finished" and r["resumed"]
     assert list(csv.DictReader(open(out / p.dirname / "metrics.csv")))[0] == epoch1[0]  # not redone

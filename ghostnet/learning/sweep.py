@@ -487,6 +487,15 @@ def _check_directory(sweep: Sweep, out: Path) -> None:
             raise SweepError(f"point {p.index + 1} ({p.dirname}): {out / p.dirname} holds a run "
                              f"with {k} = {was!r}, this sweep sets {now!r}; remove that "
                              "directory or choose another --out")
+        # a thread count changes the last bits (BLAS and Numba sum in another order), so an
+        # interrupted run resumes at the one it started with, or not at all
+        if (old.train.threads != p.config.train.threads
+                and _point_status(out / p.dirname) == "interrupted"):
+            raise SweepError(f"point {p.index + 1} ({p.dirname}): its interrupted run in "
+                             f"{out / p.dirname} started with train.threads = "
+                             f"{old.train.threads}, this sweep gives {p.config.train.threads}; "
+                             f"rerun with --threads {old.train.threads} to resume it (another "
+                             "thread count changes the results' last bits)")
 
 
 def write_index(sweep: Sweep, out: Path) -> None:
