@@ -276,7 +276,7 @@ seed = [0, 1]
     assert {p.dirname: (out / p.dirname / "checkpoint.npz").stat().st_mtime_ns for p in s.points} == before
 
 
-def test_the_sweeps_local_cluster_keeps_dasks_housekeeping_rare(monkeypatch):
+def test_the_sweeps_local_cluster_keeps_dasks_housekeeping_rare():
     """The workers' sampling profiler is off and the periodic monitors run every 5 s, in the
     worker processes, their nannies and the scheduler (sweep.DASK_QUIET); Dask's own defaults
     (``config={}``) keep them, which shows the check looks where the settings act."""
@@ -287,11 +287,11 @@ def test_the_sweeps_local_cluster_keeps_dasks_housekeeping_rare(monkeypatch):
 
     for config, quiet in ((None, True), ({}, False)):
         cluster, saved = sw._local_cluster(1, 1, config)
-        for k, v in saved.items():
+        for k, v in saved.items():  # Dask put the workers' thread variables in this environment
             if v is None:
-                monkeypatch.delenv(k, raising=False)
+                os.environ.pop(k, None)
             else:
-                monkeypatch.setenv(k, v)
+                os.environ[k] = v
         with cluster, Client(cluster) as client:
             (worker,) = client.run(callbacks).values()
             (nanny,) = [{k: v.callback_time for k, v in n.periodic_callbacks.items()}
@@ -430,6 +430,7 @@ def test_dry_run_lists_points_and_states(tiny, capsys):
 def test_killed_worker_point_reruns_and_matches_run_alone(tiny):
     """SIGKILL the worker process running a point after its first epoch: Dask reruns the point
     on a worker, it resumes from its epoch checkpoint, and every run equals the run alone."""
+    import dask
     from distributed import Client, LocalCluster
 
     path = _write(tiny / "s.toml", """
@@ -454,8 +455,10 @@ epochs = [4]
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    # Dask's housekeeping as on the sweep's own clusters (no work stealing, monitors every 5 s)
+    with dask.config.set(sw.DASK_QUIET), LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True,
+            dashboard_address=None) as cluster, Client(cluster) as client:
         killer = threading.Thread(target=kill_when_checkpointed, args=(client,), daemon=True)
         killer.start()
         results = sw.run_sweep(s, out, client=client, progress=False, log=lambda m: None)
