@@ -18,6 +18,7 @@
                                       [--skip-contention]
     python benchmarks/bench_sweep.py --worker-check   # 3. one point: this process vs a Dask worker
     python benchmarks/bench_sweep.py --machine-check  # 4. the cores themselves, alone and in pairs
+    python benchmarks/bench_sweep.py --command-cpu    # 5. the command's own CPU during a sweep
 
 4. measures what two single-threaded processes cost each other on this machine with no ghostnet
 code at all: a register-only arithmetic loop (no memory traffic), a matrix-vector loop on a 1.5 MB
@@ -204,6 +205,36 @@ def throughput(tmp: Path, points: int, train_size: int, epochs: int, rounds: int
           f"processes: {wall['two plain processes'] / wall['Dask, 2 workers x 1 thread']:.2f}x")
 
 
+def command_cpu(tmp: Path, points: int, train_size: int, epochs: int, rounds: int = 3) -> None:
+    """CPU seconds of this process (the scheduler, client and nannies of a local cluster) during
+    a sweep of the points on 2 workers, the sweep's Dask settings and Dask's own alternating."""
+    import psutil
+    from distributed import Client
+
+    from ghostnet.learning import sweep as sw
+
+    s = sw.load_sweep(sweep_file(tmp, points, train_size, epochs), threads=1)
+    _warm(train_size)
+    me = psutil.Process()
+    print(f"\nthis process's CPU during a sweep of {points} points on 2 workers:")
+    for r in range(rounds):
+        for label, config in (("the sweep's settings", None), ("Dask's defaults", {})):
+            cluster, saved = sw._local_cluster(2, 1, config)
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            with cluster, Client(cluster) as client:
+                client.run(_warm, train_size)
+                c0, t0 = me.cpu_times(), time.perf_counter()
+                out = tmp / f"cpu-{r}-{'default' if config == {} else 'sweep'}"
+                sw.run_sweep(s, out, client=client, progress=False, log=lambda m: None)
+                c1, wall = me.cpu_times(), time.perf_counter() - t0
+            cpu = c1.user - c0.user + c1.system - c0.system
+            print(f"  {label:>22}: {cpu:.2f} CPU s in {wall:.1f} s of wall time", flush=True)
+
+
 def _one_point(train_size: int, epochs: int) -> list[float]:
     """One point (seed 0, 1 thread) in a fresh run directory; its epochs' seconds."""
     from ghostnet.learning import sweep as sw
@@ -308,6 +339,8 @@ def main(argv=None) -> None:
                     help="only: one point alternately in this process and on a Dask worker")
     ap.add_argument("--machine-check", action="store_true",
                     help="only: the cores' own contention, without ghostnet (module docstring)")
+    ap.add_argument("--command-cpu", action="store_true",
+                    help="only: this process's CPU during a Dask sweep, both settings")
     ap.add_argument("--rounds", type=int, default=1,
                     help="repeat the sweep comparison this many times, alternating; medians")
     ap.add_argument("--_kernel", help=argparse.SUPPRESS)
@@ -328,6 +361,9 @@ def main(argv=None) -> None:
         machine_check()
         return
     with tempfile.TemporaryDirectory() as d:
+        if args.command_cpu:
+            command_cpu(Path(d), args.points, args.train_size, args.epochs, max(args.rounds, 3))
+            return
         if not args.skip_contention:
             contention(Path(d), min(args.train_size, 3000), 4)
         throughput(Path(d), args.points, args.train_size, args.epochs, args.rounds)

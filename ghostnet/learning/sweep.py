@@ -66,7 +66,7 @@ IGNORED_IN_RESUME = ("train.threads",)
 # batch jobs of [cluster]): the workers' sampling profiler (every 10 ms) off, the event loops'
 # tick (20 ms), the nannies' memory monitor (100 ms) and the system monitors (500 ms) every 5 s,
 # work stealing off (a sweep's points wait at the scheduler until a worker is free). On 2 cores
-# with 2 workers, Dask's defaults cost a point 11-27% at the median against 1-2% with these
+# with 2 workers, Dask's defaults cost a point 11-27% at the median against 1-10% with these
 # (docs/sweeps.md, "Measured").
 DASK_QUIET = {
     "distributed.worker.profile.enabled": False,
