@@ -162,14 +162,9 @@ def throughput(tmp: Path, points: int, train_size: int, epochs: int, rounds: int
                 walls[way].append(_two_processes(tmp, points, train_size, epochs, out))
             elif way.startswith("Dask"):  # a fresh cluster, started and warmed before the clock
                 t0 = time.perf_counter()
-                cluster, saved = sw._local_cluster(  # the sweep's settings, or Dask's own
-                    2, 1, {} if way.endswith("housekeeping") else None)
-                for k, v in saved.items():  # Dask put the workers' thread variables here
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
-                with cluster, Client(cluster) as client:
+                with sw._local_cluster(  # the sweep's settings, or Dask's own
+                        2, 1, {} if way.endswith("housekeeping") else None) as cluster, \
+                        Client(cluster) as client:
                     client.run(_warm, train_size)
                     startup.append(time.perf_counter() - t0)
                     t0 = time.perf_counter()
@@ -219,13 +214,7 @@ def command_cpu(tmp: Path, points: int, train_size: int, epochs: int, rounds: in
     print(f"\nthis process's CPU during a sweep of {points} points on 2 workers:")
     for r in range(rounds):
         for label, config in (("the sweep's settings", None), ("Dask's defaults", {})):
-            cluster, saved = sw._local_cluster(2, 1, config)
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-            with cluster, Client(cluster) as client:
+            with sw._local_cluster(2, 1, config) as cluster, Client(cluster) as client:
                 client.run(_warm, train_size)
                 c0, t0 = me.cpu_times(), time.perf_counter()
                 out = tmp / f"cpu-{r}-{'default' if config == {} else 'sweep'}"
@@ -254,9 +243,8 @@ def worker_against_process(train_size: int, epochs: int, rounds: int = 2) -> Non
 
     from ghostnet.learning import sweep as sw
 
-    cluster, _ = sw._local_cluster(1, 1)
     print(f"\none point ({train_size} samples, {epochs} epochs, 1 thread), epoch seconds:")
-    with cluster, Client(cluster) as client:
+    with sw._local_cluster(1, 1) as cluster, Client(cluster) as client:
         for _ in range(rounds):
             here = _one_point(train_size, epochs)
             there = client.submit(_one_point, train_size, epochs, pure=False).result()

@@ -285,14 +285,10 @@ def test_the_sweeps_local_cluster_keeps_dasks_housekeeping_rare():
     def callbacks(dask_worker):
         return {k: v.callback_time for k, v in dask_worker.periodic_callbacks.items()}
 
+    env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")}
     for config, quiet in ((None, True), ({}, False)):
-        cluster, saved = sw._local_cluster(1, 1, config)
-        for k, v in saved.items():  # Dask put the workers' thread variables in this environment
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        with cluster, Client(cluster) as client:
+        with sw._local_cluster(1, 1, config) as cluster, Client(cluster) as client:
+            assert os.environ["NUMBA_NUM_THREADS"] == "1"  # Dask's pre-spawn variables, here too
             (worker,) = client.run(callbacks).values()
             (nanny,) = [{k: v.callback_time for k, v in n.periodic_callbacks.items()}
                         for n in cluster.workers.values()]
@@ -303,6 +299,8 @@ def test_the_sweeps_local_cluster_keeps_dasks_housekeeping_rare():
                                         for k, v in scheduler.periodic_callbacks.items()}):
                 assert (min(cbs[k] for k in ("tick", "monitor")) >= 5000) is quiet
             assert (min(worker["memory_monitor"], nanny["memory_monitor"]) >= 5000) is quiet
+        # and this process's environment is as it was once the cluster is closed
+        assert {k: os.environ.get(k) for k in env} == env
 
 
 def test_rerun_resumes_an_interrupted_point_from_its_checkpoint(tiny, monkeypatch):

@@ -29,6 +29,7 @@ the end, ``report.csv`` and ``report.md`` (:func:`write_report`).
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import functools
@@ -593,25 +594,34 @@ def _run_here(todo, out, threads, results, state, progress):
         bar.close()
 
 
+@contextlib.contextmanager
 def _local_cluster(workers: int | None, threads: int, config: dict | None = None):
     """A local cluster of ``workers`` single-process workers with ``threads`` threads each and
-    Dask's ``config`` (default :data:`DASK_QUIET`; ``{}`` for Dask's own), and the environment
-    variables it changed in this process, to put back."""
+    Dask's ``config`` (default :data:`DASK_QUIET`; ``{}`` for Dask's own), closed on exit."""
     import dask
     from distributed import LocalCluster
 
     env = thread_env(threads)
     saved = {k: os.environ.get(k) for k in env}
     # the worker processes must start with these (BLAS reads them once, at import); Dask sets
-    # pre-spawn variables in this process's environment too, which is put back afterwards
+    # pre-spawn variables in this process's environment too (again at every worker's restart),
+    # which are put back once the cluster is closed
     spawn = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **env}
     spawn.pop("MALLOC_TRIM_THRESHOLD_", None)  # ghostnet tunes glibc itself (_undo_dask_malloc_trim)
     config = DASK_QUIET if config is None else config
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn, **config}):
-        cluster = LocalCluster(n_workers=workers or max(1, cores() // resolve(threads)),
-                               threads_per_worker=1, processes=True, env=env,
-                               dashboard_address=":8787" if _has_bokeh() else None)
-    return cluster, saved
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn, **config}):
+            cluster = LocalCluster(n_workers=workers or max(1, cores() // resolve(threads)),
+                                   threads_per_worker=1, processes=True, env=env,
+                                   dashboard_address=":8787" if _has_bokeh() else None)
+        with cluster:
+            yield cluster
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _has_bokeh() -> bool:
@@ -625,19 +635,18 @@ def _has_bokeh() -> bool:
 def _run_dask(sweep, todo, out, threads, results, state, progress, log, workers, scheduler, client):
     from distributed import Client, wait
 
-    cluster = saved_env = None
-    own_client = client is None
-    try:
+    with contextlib.ExitStack() as stack:  # closes the client, then the cluster it started
+        cluster = None
         if client is None:
             if scheduler:
-                client = Client(scheduler)
+                client = stack.enter_context(Client(scheduler))
             elif sweep.cluster:
-                cluster = jobqueue_cluster(sweep, threads)
+                cluster = stack.enter_context(jobqueue_cluster(sweep, threads))
                 cluster.scale(jobs=sweep.cluster.get("jobs", 1))
-                client = Client(cluster)
+                client = stack.enter_context(Client(cluster))
             else:
-                cluster, saved_env = _local_cluster(workers, threads)
-                client = Client(cluster)
+                cluster = stack.enter_context(_local_cluster(workers, threads))
+                client = stack.enter_context(Client(cluster))
         where = scheduler or (type(cluster).__name__ if cluster is not None else "client")
         n = len(client.nthreads())
         log(f"{len(todo)} points on Dask ({where}, {n} worker{'s' if n != 1 else ''} now)"
@@ -670,16 +679,6 @@ def _run_dask(sweep, todo, out, threads, results, state, progress, log, workers,
                 show()
         finally:
             bar.close()
-    finally:
-        if own_client and client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
-        for k, v in (saved_env or {}).items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _running(client, pending) -> int:
