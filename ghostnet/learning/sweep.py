@@ -63,6 +63,9 @@ CLUSTER_TYPES = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluste
 """``[cluster] type`` -> the dask-jobqueue class it makes."""
 TOP_KEYS = ("base", "dirname", "grid", "points", "cluster")
 IGNORED_IN_RESUME = ("train.threads",)
+"""Fields a rerun may change without it being another run: a finished point is skipped as it is;
+an interrupted one resumes only at the thread count it started with (:func:`_check_directory`),
+since another count changes the results' last bits."""
 # Dask's periodic housekeeping, made rare on the clusters a sweep starts (the local one and the
 # batch jobs of [cluster]): the workers' sampling profiler (every 10 ms) off, the event loops'
 # tick (20 ms), the nannies' memory monitor (100 ms) and the system monitors (500 ms) every 5 s,
@@ -77,7 +80,6 @@ DASK_QUIET = {
     "distributed.worker.memory.monitor-interval": "5s",
     "distributed.scheduler.work-stealing": False,
 }
-"""Fields a rerun may change without it being another run (they do not change the results)."""
 
 
 class SweepError(GhostnetError, ValueError):
