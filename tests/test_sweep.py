@@ -526,6 +526,11 @@ job_script_prologue = ["module load python/3.11"]
     cluster = sw.jobqueue_cluster(s)
     try:
         script = cluster.job_script()
+        # the scheduler runs in this process, with the sweep's Dask housekeeping
+        scheduler = cluster.scheduler
+        callbacks = {k: v.callback_time for k, v in scheduler.periodic_callbacks.items()}
+        assert "stealing" not in scheduler.extensions
+        assert min(callbacks["tick"], callbacks["monitor"]) >= 5000
     finally:
         cluster.close()
     lines = script.splitlines()
