@@ -428,8 +428,7 @@ def test_dry_run_lists_points_and_states(tiny, capsys):
 def test_killed_worker_point_reruns_and_matches_run_alone(tiny):
     """SIGKILL the worker process running a point after its first epoch: Dask reruns the point
     on a worker, it resumes from its epoch checkpoint, and every run equals the run alone."""
-    import dask
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     path = _write(tiny / "s.toml", """
 base = "base.toml"
@@ -453,10 +452,7 @@ epochs = [4]
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
 
-    # Dask's housekeeping as on the sweep's own clusters (no work stealing, monitors every 5 s)
-    with dask.config.set(sw.DASK_QUIET), LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True,
-            dashboard_address=None) as cluster, Client(cluster) as client:
+    with sw._local_cluster(2, 1) as cluster, Client(cluster) as client:  # the sweep's own
         killer = threading.Thread(target=kill_when_checkpointed, args=(client,), daemon=True)
         killer.start()
         results = sw.run_sweep(s, out, client=client, progress=False, log=lambda m: None)
