@@ -276,27 +276,27 @@ seed = [0, 1]
     assert {p.dirname: (out / p.dirname / "checkpoint.npz").stat().st_mtime_ns for p in s.points} == before
 
 
+def _callback_times(server) -> dict[str, float]:
+    """A Dask server's (worker, nanny, scheduler) periodic callbacks: name -> interval in ms."""
+    return {k: v.callback_time for k, v in server.periodic_callbacks.items()}
+
+
 def test_the_sweeps_local_cluster_keeps_dasks_housekeeping_rare():
     """The workers' sampling profiler is off and the periodic monitors run every 5 s, in the
     worker processes, their nannies and the scheduler (sweep.DASK_QUIET); Dask's own defaults
     (``config={}``) keep them, which shows the check looks where the settings act."""
     from distributed import Client
 
-    def callbacks(dask_worker):
-        return {k: v.callback_time for k, v in dask_worker.periodic_callbacks.items()}
-
     env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")}
     for config, quiet in ((None, True), ({}, False)):
         with sw._local_cluster(1, 1, config) as cluster, Client(cluster) as client:
             assert os.environ["NUMBA_NUM_THREADS"] == "1"  # Dask's pre-spawn variables, here too
-            (worker,) = client.run(callbacks).values()
-            (nanny,) = [{k: v.callback_time for k, v in n.periodic_callbacks.items()}
-                        for n in cluster.workers.values()]
+            (worker,) = client.run(lambda dask_worker: _callback_times(dask_worker)).values()
+            (nanny,) = [_callback_times(n) for n in cluster.workers.values()]
             scheduler = cluster.scheduler
             assert ("profile" not in worker) is quiet
             assert ("stealing" not in scheduler.extensions) is quiet
-            for cbs in (worker, nanny, {k: v.callback_time
-                                        for k, v in scheduler.periodic_callbacks.items()}):
+            for cbs in (worker, nanny, _callback_times(scheduler)):
                 assert (min(cbs[k] for k in ("tick", "monitor")) >= 5000) is quiet
             assert (min(worker["memory_monitor"], nanny["memory_monitor"]) >= 5000) is quiet
         # and this process's environment is as it was once the cluster is closed
@@ -523,9 +523,8 @@ job_script_prologue = ["module load python/3.11"]
     try:
         script = cluster.job_script()
         # the scheduler runs in this process, with the sweep's Dask housekeeping
-        scheduler = cluster.scheduler
-        callbacks = {k: v.callback_time for k, v in scheduler.periodic_callbacks.items()}
-        assert "stealing" not in scheduler.extensions
+        callbacks = _callback_times(cluster.scheduler)
+        assert "stealing" not in cluster.scheduler.extensions
         assert min(callbacks["tick"], callbacks["monitor"]) >= 5000
     finally:
         cluster.close()
