@@ -9,9 +9,11 @@ import csv
 import dataclasses
 import os
 import re
+import shutil
 import signal
 import threading
 import time
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -409,6 +411,76 @@ val_size = [40]
     assert cells[col] == f"{np.mean(sel):.2f} +- {np.std(sel, ddof=1):.2f}"
     col = head.index("best validation error %")
     assert cells[col] == f"{np.mean(vsel):.2f} +- {np.std(vsel, ddof=1):.2f}"
+
+
+def _final_errors(runs: list[Path]) -> list[float]:
+    return [100 * (1 - float(list(csv.DictReader(open(r / "metrics.csv")))[-1]["test_acc"]))
+            for r in runs]
+
+
+def test_combined_report_groups_more_seeds_from_another_sweep(tiny, capsys):
+    a = _write(tiny / "a.toml", """
+base = "base.toml"
+[grid]
+seed = [0, 1]
+[grid.train]
+learner = ["ghost", "backprop"]
+""")
+    # more seeds of the ghost learner (the base's), from a sweep that varies the seed only
+    b = _write(tiny / "b.toml", 'base = "base.toml"\n[grid]\nseed = [2, 3]\n')
+    for path, out in ((a, tiny / "A"), (b, tiny / "B")):
+        sw.run_sweep(sw.load_sweep(path), out, workers=0, progress=False, log=lambda m: None)
+    # one point of B not run yet: it still falls in the ghost group, as not finished
+    shutil.rmtree(tiny / "B" / "seed=3")
+    dest = tiny / "both"
+    assert cli_main(["sweep", "--report", str(tiny / "A"), str(tiny / "B"),
+                     "--out", str(dest)]) == 0
+    assert "6 points" in capsys.readouterr().out
+    runs = ([tiny / "A" / p.dirname for p in sw.load_sweep(a).points]
+            + [tiny / "B" / p.dirname for p in sw.load_sweep(b).points])
+    rows = list(csv.DictReader(open(dest / "report.csv")))
+    assert [(dest / r["dir"]).resolve() for r in rows] == [r.resolve() for r in runs]
+    assert [r["train.learner"] for r in rows[4:]] == ["ghost", "ghost"]  # from B's configs
+    assert [r["status"] for r in rows] == ["finished"] * 5 + ["not started"]
+    md = (dest / "report.md").read_text().splitlines()
+    head = [c.strip() for c in md[0].strip("|").split("|")]
+    assert head[:2] == ["train.learner", "seeds"] and len(md) == 4
+    col = head.index("final test error % (mean +- sd)")
+    for learner, n_left in (("ghost", "1"), ("backprop", "")):
+        done = [r for r in runs[:5] if tomllib.loads((r / "config.toml").read_text())
+                ["train"]["learner"] == learner]
+        assert len(done) == (3 if learner == "ghost" else 2)
+        cells = [c.strip() for c in next(line for line in md[2:] if line.startswith(
+            f"| {learner} |")).strip("|").split("|")]
+        errs = _final_errors(done)
+        assert cells[1] == str(len(done)) and cells[-1] == n_left
+        assert cells[col] == f"{np.mean(errs):.2f} +- {np.std(errs, ddof=1):.2f}"
+    # the sweeps' own reports are left as they were
+    assert "seed=2" not in (tiny / "A" / "report.csv").read_text()
+
+
+def test_combined_report_refuses_other_configurations_and_runs_twice(tiny, capsys):
+    a = _write(tiny / "a.toml", 'base = "base.toml"\n[grid]\nseed = [0]\n')
+    c = _write(tiny / "c.toml", 'base = "base.toml"\n[grid]\nseed = [1]\n'
+                                '[grid.train]\nepochs = [1]\n')
+    for path, out in ((a, tiny / "A"), (c, tiny / "C")):
+        sw.run_sweep(sw.load_sweep(path), out, workers=0, progress=False, log=lambda m: None)
+    with pytest.raises(sw.SweepError, match=r"differ in train\.epochs \(2 and 1\)"):
+        sw.combine_reports([tiny / "A", tiny / "C"], tiny / "both")
+    with pytest.raises(sw.SweepError, match="same seeds twice"):
+        sw.combine_reports([tiny / "A", tiny / "A"], tiny / "both")
+    with pytest.raises(sw.SweepError, match="another --out"):
+        sw.combine_reports([tiny / "A", tiny / "C"], tiny / "A")
+    assert not (tiny / "both").exists()
+    # another thread count is where a run ran, not what it computed: the runs group
+    t = _write(tiny / "t.toml", 'base = "base.toml"\n[grid]\nseed = [1]\n')
+    sw.run_sweep(sw.load_sweep(t, threads=2), tiny / "T", threads=2, workers=0, progress=False,
+                 log=lambda m: None)
+    rows = sw.combine_reports([tiny / "A", tiny / "T"], tiny / "both")
+    assert [r["status"] for r in rows] == ["finished"] * 2
+    assert "| 2 | 2 |" in (tiny / "both" / "report.md").read_text()
+    assert cli_main(["sweep", "--report", str(tiny / "A"), str(tiny / "T")]) == 2  # no --out
+    assert "needs --out" in capsys.readouterr().err
 
 
 def test_dry_run_lists_points_and_states(tiny, capsys):

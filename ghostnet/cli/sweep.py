@@ -19,7 +19,8 @@ def add(sub) -> None:
         "interrupted ones. Writes report.csv and report.md (mean +- sd over seeds) at the end.",
         "ghostnet sweep experiments/sweeps/table_784-500-10.toml --dry-run\n"
         "ghostnet sweep my_sweep.toml --out runs/my_sweep --workers 2\n"
-        "ghostnet sweep --report runs/my_sweep")
+        "ghostnet sweep --report runs/my_sweep\n"
+        "ghostnet sweep --report runs/my_sweep runs/my_sweep_more_seeds --out runs/combined")
     p.add_argument("sweep", nargs="?", help="sweep file (TOML)")
     p.add_argument("--out", help="sweep directory; None: runs/<sweep file name>")
     p.add_argument("--workers", type=int,
@@ -33,8 +34,10 @@ def add(sub) -> None:
                    help="set a field in every point, e.g. train.epochs=2 or seed=0 (repeatable)")
     p.add_argument("--dry-run", action="store_true",
                    help="list the points, their run directories and states; run nothing")
-    p.add_argument("--report", metavar="DIR",
-                   help="only write DIR/report.csv and report.md from a sweep directory")
+    p.add_argument("--report", metavar="DIR", nargs="+",
+                   help="only write DIR/report.csv and report.md from a sweep directory; with "
+                        "--out, one report over the points of every DIR (more seeds of the same "
+                        "points, say) in OUT instead")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -42,12 +45,22 @@ def run(args) -> int:
     from ghostnet.learning import sweep as sw
 
     if args.report:
-        rows = sw.write_report(args.report)
-        print((Path(args.report) / "report.md").read_text(), end="")
-        print(f"{len(rows)} points; {Path(args.report) / 'report.csv'}")
+        if args.sweep:
+            raise sw.SweepError("give a sweep file or --report DIR, not both")
+        if args.out:
+            dest = Path(args.out)
+            rows = sw.combine_reports(args.report, dest)
+        elif len(args.report) == 1:
+            dest = Path(args.report[0])
+            rows = sw.write_report(dest)
+        else:
+            raise sw.SweepError("--report with several sweep directories needs --out DIR for "
+                             "the combined report")
+        print((dest / "report.md").read_text(), end="")
+        print(f"{len(rows)} points; {dest / 'report.csv'}")
         return 0
     if not args.sweep:
-        raise ValueError("give a sweep file (or --report DIR)")
+        raise sw.SweepError("give a sweep file (or --report DIR)")
     sweep = sw.load_sweep(args.sweep, sw.parse_overrides(args.set), threads=args.threads)
     out = Path(args.out or Path("runs") / Path(args.sweep).stem)
     if args.dry_run:

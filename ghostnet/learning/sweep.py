@@ -729,15 +729,12 @@ def _values_by(rows: list[dict], key: str, field: str) -> dict[str, set]:
     return out
 
 
-def write_report(out: str | Path, sweep_results: dict[int, dict] | None = None) -> list[dict]:
-    """``report.csv`` (one row a point, from its run directory) and ``report.md`` (grouped by
-    every varied field except the seeds: mean +- sd over seeds of the final test error, of the
-    test error at the epoch of the best validation accuracy (runs with a validation split), of the
-    lowest test error over the epochs, and of the final mean angle to backprop) in the sweep
-    directory ``out``."""
+def _report_rows(out: Path, sweep_results: dict[int, dict] | None = None
+                 ) -> tuple[list[dict], list[str]]:
+    """One row a point of the sweep directory ``out`` (from its run directory) and the varied
+    fields of its ``index.csv``."""
     from ghostnet.learning.training import select_model
 
-    out = Path(out)
     index, fields = _read_index(out)
     rows = []
     for i, entry in enumerate(index):
@@ -774,28 +771,26 @@ def write_report(out: str | Path, sweep_results: dict[int, dict] | None = None) 
                                selected_val_error_pct=100 * (1 - sel["val_acc"]),
                                selected_test_error_pct=100 * (1 - sel["test_acc"]))
         rows.append(row)
+    return rows, fields
+
+
+def _write_report(dest: Path, rows: list[dict], fields: list[str]) -> None:
+    """``dest/report.csv`` (the rows) and ``dest/report.md`` (grouped over the seeds)."""
     order = ["point", "dir"] + fields + [k for k in REPORT_FIELDS if k not in ("point", "dir")]
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=order)
+    w = csv.DictWriter(buf, fieldnames=order, extrasaction="ignore")
     w.writeheader()
     for row in rows:
         w.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else
                         (f"{v:.4f}" if isinstance(v, float) else v)) for k, v in row.items()})
-    atomic_write_text(out / "report.csv", buf.getvalue())
+    atomic_write_text(dest / "report.csv", buf.getvalue())
 
-    group = [f for f in fields if f not in SEED_KEYS]
-    if "name" in group:  # fields an explicit point's name already tells are left out
-        group = ["name"] + [f for f in group if f != "name" and any(
-            len(v) > 1 for v in _values_by(rows, "name", f).values())]
-    head = group + ["seeds", "epochs", "final test error % (mean +- sd)",
-                    "best validation error %", "test error % at best validation epoch",
-                    "lowest test error % over epochs", "mean angle to backprop, deg", "s/epoch",
-                    "not finished"]
+    head = _group_fields(rows, fields) + [
+        "seeds", "epochs", "final test error % (mean +- sd)", "best validation error %",
+        "test error % at best validation epoch", "lowest test error % over epochs",
+        "mean angle to backprop, deg", "s/epoch", "not finished"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    groups: dict[tuple, list[dict]] = {}
-    for row in rows:
-        groups.setdefault(tuple(row[f] for f in group), []).append(row)
-    for key, sel in groups.items():
+    for key, sel in _groups(rows, fields).items():
         fin = [r for r in sel if r["status"] == "finished"]
         epochs = sorted({r["epochs"] for r in fin})
         lines.append("| " + " | ".join(list(key) + [
@@ -807,5 +802,124 @@ def write_report(out: str | Path, sweep_results: dict[int, dict] | None = None) 
             _mean_sd([r["final_mean_angle_deg"] for r in fin]),
             f"{np.mean([r['seconds_per_epoch'] for r in fin]):.1f}" if fin else "",
             str(len(sel) - len(fin)) if len(sel) > len(fin) else ""]) + " |")
-    atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
+    atomic_write_text(dest / "report.md", "\n".join(lines) + "\n")
+
+
+def _group_fields(rows: list[dict], fields: list[str]) -> list[str]:
+    """What the report groups by: every varied field except the seeds; with named points the
+    name and the fields that the name does not already tell."""
+    group = [f for f in fields if f not in SEED_KEYS]
+    if "name" in group:
+        group = ["name"] + [f for f in group if f != "name" and any(
+            len(v) > 1 for v in _values_by(rows, "name", f).values())]
+    return group
+
+
+def _groups(rows: list[dict], fields: list[str]) -> dict[tuple, list[dict]]:
+    group = _group_fields(rows, fields)
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[f] for f in group), []).append(row)
+    return groups
+
+
+def write_report(out: str | Path, sweep_results: dict[int, dict] | None = None) -> list[dict]:
+    """``report.csv`` (one row a point, from its run directory) and ``report.md`` (grouped by
+    every varied field except the seeds: mean +- sd over seeds of the final test error, of the
+    test error at the epoch of the best validation accuracy (runs with a validation split), of the
+    lowest test error over the epochs, and of the final mean angle to backprop) in the sweep
+    directory ``out``."""
+    out = Path(out)
+    rows, fields = _report_rows(out, sweep_results)
+    _write_report(out, rows, fields)
+    return rows
+
+
+EXECUTION_KEYS = ("train.threads", "model.device")
+"""Fields that say where a run ran and on how many threads, not what it computes (beyond the
+last bits): :func:`combine_reports` groups runs that differ in them."""
+
+
+def _run_config(run: Path) -> dict[str, Any] | None:
+    """A run directory's resolved configuration as ``{"model.beta": 0.01, ...}``, or None."""
+    path = run / "config.toml"
+    if not path.is_file():
+        return None
+    table = tomllib.loads(path.read_text())
+    return {f"{section}.{k}": v for section in SECTIONS for k, v in table.get(section, {}).items()}
+
+
+def combine_reports(dirs: list[str | Path], out: str | Path) -> list[dict]:
+    """``report.csv`` and ``report.md`` in ``out`` over the points of several sweep directories
+    (more seeds of a sweep run into another directory, say), grouped as :func:`write_report`
+    groups one sweep's. The varied fields are read from each run's resolved configuration, so
+    sweeps that varied different fields line up; the runs of a group must have the same
+    configuration except for their seeds and :data:`EXECUTION_KEYS`, and no run may come twice
+    (a :class:`SweepError` names the two run directories and the field)."""
+    out = Path(out)
+    dirs = [Path(d) for d in dirs]
+    if not dirs:
+        raise SweepError("give at least one sweep directory to report on")
+    for d in dirs:
+        if d.resolve() == out.resolve():
+            raise SweepError(f"{out}: the combined report would replace the report of the sweep "
+                             "directory itself; give another --out")
+    rows, fields = [], []
+    for d in dirs:
+        some, varied = _report_rows(d)
+        fields += [f for f in varied if f not in fields]
+        same = {}  # the points of one sweep that differ only in their seeds share a configuration
+        for row in some:
+            run = d / row["dir"]
+            row["_run"], row["_config"] = run, _run_config(run)
+            row["dir"] = os.path.relpath(run, out)
+            row["_same"] = tuple(row[f] for f in varied if f not in SEED_KEYS)
+            if row["_config"] is not None:
+                same.setdefault(row["_same"], row["_config"])
+        for row in some:  # a point not started yet: its fields from a started sibling's
+            row["_fill"] = row["_config"] or same.get(row["_same"], {})
+        rows += some
+    for row in rows:  # none started in its sweep: what the started points of its name agree on
+        if not row["_fill"] and row.get("name"):
+            known = [r["_fill"] for r in rows if r["_fill"] and r.get("name") == row["name"]]
+            row["_fill"] = {f: known[0][f] for f in fields if known and f in known[0]
+                            and all(k.get(f) == known[0][f] for k in known)}
+    for i, row in enumerate(rows):
+        row["point"] = i + 1
+        config = row["_fill"]
+        for f in fields:  # a field another sweep varied: this run's value, from its config
+            if f in config:
+                row[f] = _fmt(config[f])
+            else:
+                row.setdefault(f, "")
+    for key, sel in _groups(rows, fields).items():
+        first: dict[tuple, Path] = {}
+        ref = None
+        for row in sel:
+            config = row["_config"]
+            if config is None:  # not started: nothing to compare yet
+                continue
+            seeds = (config.get("model.seed"), config.get("train.seed"))
+            if seeds in first:
+                raise SweepError(f"{first[seeds]} and {row['_run']}: the same point "
+                                 f"({', '.join(k for k in key if k) or 'the sweep'}) with the "
+                                 f"same seeds twice; a combined report counts a run once")
+            first[seeds] = row["_run"]
+            if ref is None:
+                ref = row
+                continue
+            for k in sorted(set(config) | set(ref["_config"])):
+                if k in SEED_KEYS or k in EXECUTION_KEYS:
+                    continue
+                a, b = ref["_config"].get(k), config.get(k)
+                if a != b:
+                    raise SweepError(
+                        f"{ref['_run']} and {row['_run']} fall in one group of the report but "
+                        f"differ in {k} ({_fmt(a)} and {_fmt(b)}); a combined report averages "
+                        "only runs of one configuration")
+    for row in rows:
+        for k in ("_run", "_config", "_same", "_fill"):
+            del row[k]
+    out.mkdir(parents=True, exist_ok=True)
+    _write_report(out, rows, fields)
     return rows
