@@ -424,13 +424,13 @@ base = "base.toml"
 [grid]
 seed = [0, 1]
 [grid.train]
-learner = ["ghost", "backprop"]
+lr = [0.5, 0.05]
 """)
-    # more seeds of the ghost learner (the base's), from a sweep that varies the seed only
+    # more seeds at the base's rate, from a sweep that varies the seed only
     b = _write(tiny / "b.toml", 'base = "base.toml"\n[grid]\nseed = [2, 3]\n')
     for path, out in ((a, tiny / "A"), (b, tiny / "B")):
         sw.run_sweep(sw.load_sweep(path), out, workers=0, progress=False, log=lambda m: None)
-    # one point of B not run yet: it still falls in the ghost group, as not finished
+    # one point of B not run yet: it still falls in its group, as not finished
     shutil.rmtree(tiny / "B" / "seed=3")
     dest = tiny / "both"
     assert cli_main(["sweep", "--report", str(tiny / "A"), str(tiny / "B"),
@@ -440,23 +440,46 @@ learner = ["ghost", "backprop"]
             + [tiny / "B" / p.dirname for p in sw.load_sweep(b).points])
     rows = list(csv.DictReader(open(dest / "report.csv")))
     assert [(dest / r["dir"]).resolve() for r in rows] == [r.resolve() for r in runs]
-    assert [r["train.learner"] for r in rows[4:]] == ["ghost", "ghost"]  # from B's configs
+    assert [r["train.lr"] for r in rows[4:]] == ["0.5", "0.5"]  # from B's configs
     assert [r["status"] for r in rows] == ["finished"] * 5 + ["not started"]
     md = (dest / "report.md").read_text().splitlines()
     head = [c.strip() for c in md[0].strip("|").split("|")]
-    assert head[:2] == ["train.learner", "seeds"] and len(md) == 4
+    assert head[:2] == ["train.lr", "seeds"] and len(md) == 4
     col = head.index("final test error % (mean +- sd)")
-    for learner, n_left in (("ghost", "1"), ("backprop", "")):
-        done = [r for r in runs[:5] if tomllib.loads((r / "config.toml").read_text())
-                ["train"]["learner"] == learner]
-        assert len(done) == (3 if learner == "ghost" else 2)
-        cells = [c.strip() for c in next(line for line in md[2:] if line.startswith(
-            f"| {learner} |")).strip("|").split("|")]
+
+    def config(run):
+        return tomllib.loads((run / "config.toml").read_text())["train"]
+
+    by_lr = {lr: [r for r in runs[:5] if config(r)["lr"] == lr] for lr in (0.5, 0.05)}
+    assert [len(v) for v in by_lr.values()] == [3, 2]
+    cells = {line.split(" | ")[0][2:]: [c.strip() for c in line.strip("|").split("|")]
+             for line in md[2:]}
+    for lr, done in by_lr.items():
         errs = _final_errors(done)
-        assert cells[1] == str(len(done)) and cells[-1] == n_left
-        assert cells[col] == f"{np.mean(errs):.2f} +- {np.std(errs, ddof=1):.2f}"
+        assert cells[str(lr)][1] == str(len(done))
+        assert cells[str(lr)][col] == f"{np.mean(errs):.2f} +- {np.std(errs, ddof=1):.2f}"
+        assert cells[str(lr)][-1] == ("1" if lr == 0.5 else "")
     # the sweeps' own reports are left as they were
     assert "seed=2" not in (tiny / "A" / "report.csv").read_text()
+    # paired by seed: lr 0.5 less lr 0.05 for seeds 0 and 1; B's seed 2 has no lr 0.05 run
+    assert cli_main(["sweep", "--report", str(tiny / "A"), str(tiny / "B"), "--out", str(dest),
+                     "--versus", "train.lr=0.05"]) == 0
+    md = (dest / "report.md").read_text().splitlines()
+    col = [c.strip() for c in md[0].strip("|").split("|")].index(
+        "test error - 0.05's, same seeds (points)")
+    hi, lo = by_lr[0.5][:2], by_lr[0.05]
+    assert [config(r)["seed"] for r in hi] == [config(r)["seed"] for r in lo] == [0, 1]
+    diffs = np.subtract(_final_errors(hi), _final_errors(lo))
+    assert np.all(diffs != 0)  # the two rates learn differently: a pairing with itself shows
+    cells = {line.split(" | ")[0][2:]: [c.strip() for c in line.strip("|").split("|")]
+             for line in md[2:]}
+    assert cells["0.5"][col] == f"{diffs.mean():+.2f} +- {diffs.std(ddof=1):.2f} (2)"
+    assert cells["0.05"][col] == ""
+    rows = list(csv.DictReader(open(dest / "report.csv")))
+    assert [float(r["versus_diff_pct"]) for r in rows if r["versus_diff_pct"]] == \
+        pytest.approx(list(diffs), abs=1e-4)
+    assert cli_main(["sweep", "--report", str(tiny / "A"), "--versus", "train.lr=0.1"]) == 2
+    assert "no point has train.lr = 0.1" in capsys.readouterr().err
 
 
 def test_combined_report_refuses_other_configurations_and_runs_twice(tiny, capsys):

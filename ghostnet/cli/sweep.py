@@ -38,6 +38,9 @@ def add(sub) -> None:
                    help="only write DIR/report.csv and report.md from a sweep directory; with "
                         "--out, one report over the points of every DIR (more seeds of the same "
                         "points, say) in OUT instead")
+    p.add_argument("--versus", metavar="FIELD=VALUE",
+                   help="with --report: each point's test error less that of the point with "
+                        "FIELD=VALUE and the same seeds, e.g. name=backprop")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -49,10 +52,10 @@ def run(args) -> int:
             raise sw.SweepError("give a sweep file or --report DIR, not both")
         if args.out:
             dest = Path(args.out)
-            rows = sw.combine_reports(args.report, dest)
+            rows = sw.combine_reports(args.report, dest, versus=args.versus)
         elif len(args.report) == 1:
             dest = Path(args.report[0])
-            rows = sw.write_report(dest)
+            rows = sw.write_report(dest, versus=args.versus)
         else:
             raise sw.SweepError("--report with several sweep directories needs --out DIR for "
                              "the combined report")
@@ -61,6 +64,8 @@ def run(args) -> int:
         return 0
     if not args.sweep:
         raise sw.SweepError("give a sweep file (or --report DIR)")
+    if args.versus:
+        raise sw.SweepError("--versus goes with --report DIR")
     sweep = sw.load_sweep(args.sweep, sw.parse_overrides(args.set), threads=args.threads)
     out = Path(args.out or Path("runs") / Path(args.sweep).stem)
     if args.dry_run:

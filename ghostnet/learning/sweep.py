@@ -713,13 +713,14 @@ def _read_index(out: Path) -> tuple[list[dict], list[str]]:
     return rows, fields
 
 
-def _mean_sd(values: list[float]) -> str:
+def _mean_sd(values: list[float], signed: bool = False) -> str:
     v = np.array([x for x in values if x == x], dtype=float)
+    sign = "+" if signed else ""
     if len(v) == 0:
         return ""
     if len(v) == 1:  # one run has no spread to give
-        return f"{v[0]:.2f}"
-    return f"{v.mean():.2f} +- {v.std(ddof=1):.2f}"
+        return f"{v[0]:{sign}.2f}"
+    return f"{v.mean():{sign}.2f} +- {v.std(ddof=1):.2f}"
 
 
 def _values_by(rows: list[dict], key: str, field: str) -> dict[str, set]:
@@ -774,9 +775,51 @@ def _report_rows(out: Path, sweep_results: dict[int, dict] | None = None
     return rows, fields
 
 
-def _write_report(dest: Path, rows: list[dict], fields: list[str]) -> None:
-    """``dest/report.csv`` (the rows) and ``dest/report.md`` (grouped over the seeds)."""
+def _parse_versus(versus: str | None, rows: list[dict], fields: list[str]
+                  ) -> tuple[str, str] | None:
+    """``"name=backprop"`` -> ``("name", "backprop")``, checked against the points."""
+    if versus is None:
+        return None
+    key, sep, value = versus.partition("=")
+    key, value = key.strip(), value.strip()
+    if not sep or not key or not value:
+        raise SweepError(f"--versus {versus!r}: give FIELD=VALUE, e.g. name=backprop")
+    if key not in fields or key in SEED_KEYS:
+        raise SweepError(f"--versus {versus!r}: {key} is not a varied field of the sweep "
+                         f"(varied: {', '.join(f for f in fields if f not in SEED_KEYS)})")
+    if not any(r[key] == value for r in rows):
+        raise SweepError(f"--versus {versus!r}: no point has {key} = {value} (it has "
+                         f"{', '.join(sorted({r[key] for r in rows}))})")
+    return key, value
+
+
+def _paired(rows: list[dict], fields: list[str], versus: tuple[str, str]) -> None:
+    """Each row's ``versus_diff_pct``: its test error at the best validation epoch (the final
+    test error for runs without a validation split) less that of the point with ``versus``'s
+    value and the same seeds and other grouped fields (same initial weights and data order)."""
+    key, value = versus
+    same = [f for f in _group_fields(rows, fields) + list(SEED_KEYS) if f != key]
+    refs = {tuple(r.get(f, "") for f in same): r for r in rows
+            if r[key] == value and r["status"] == "finished"}
+
+    def error(r):
+        e = r["selected_test_error_pct"]
+        return r["final_test_error_pct"] if isinstance(e, float) and math.isnan(e) else e
+
+    for r in rows:
+        ref = refs.get(tuple(r.get(f, "") for f in same))
+        r["versus_diff_pct"] = (error(r) - error(ref) if ref is not None and ref is not r
+                                and r["status"] == "finished" else math.nan)
+
+
+def _write_report(dest: Path, rows: list[dict], fields: list[str],
+                  versus: tuple[str, str] | None = None) -> None:
+    """``dest/report.csv`` (the rows) and ``dest/report.md`` (grouped over the seeds); with
+    ``versus``, the differences from its points paired by seed (:func:`_paired`)."""
     order = ["point", "dir"] + fields + [k for k in REPORT_FIELDS if k not in ("point", "dir")]
+    if versus:
+        _paired(rows, fields, versus)
+        order.append("versus_diff_pct")
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=order, extrasaction="ignore")
     w.writeheader()
@@ -789,11 +832,13 @@ def _write_report(dest: Path, rows: list[dict], fields: list[str]) -> None:
         "seeds", "epochs", "final test error % (mean +- sd)", "best validation error %",
         "test error % at best validation epoch", "lowest test error % over epochs",
         "mean angle to backprop, deg", "s/epoch", "not finished"]
+    if versus:
+        head.insert(-3, f"test error - {versus[1]}'s, same seeds (points)")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key, sel in _groups(rows, fields).items():
         fin = [r for r in sel if r["status"] == "finished"]
         epochs = sorted({r["epochs"] for r in fin})
-        lines.append("| " + " | ".join(list(key) + [
+        cells = list(key) + [
             str(len(fin)), "/".join(map(str, epochs)),
             _mean_sd([r["final_test_error_pct"] for r in fin]),
             _mean_sd([r["selected_val_error_pct"] for r in fin]),
@@ -801,7 +846,12 @@ def _write_report(dest: Path, rows: list[dict], fields: list[str]) -> None:
             _mean_sd([r["best_test_error_pct"] for r in fin]),
             _mean_sd([r["final_mean_angle_deg"] for r in fin]),
             f"{np.mean([r['seconds_per_epoch'] for r in fin]):.1f}" if fin else "",
-            str(len(sel) - len(fin)) if len(sel) > len(fin) else ""]) + " |")
+            str(len(sel) - len(fin)) if len(sel) > len(fin) else ""]
+        if versus:
+            diffs = [r["versus_diff_pct"] for r in fin]
+            n = sum(d == d for d in diffs)
+            cells.insert(-3, _mean_sd(diffs, signed=True) + (f" ({n})" if 0 < n < len(fin) else ""))
+        lines.append("| " + " | ".join(cells) + " |")
     atomic_write_text(dest / "report.md", "\n".join(lines) + "\n")
 
 
@@ -823,15 +873,17 @@ def _groups(rows: list[dict], fields: list[str]) -> dict[tuple, list[dict]]:
     return groups
 
 
-def write_report(out: str | Path, sweep_results: dict[int, dict] | None = None) -> list[dict]:
+def write_report(out: str | Path, sweep_results: dict[int, dict] | None = None,
+                 versus: str | None = None) -> list[dict]:
     """``report.csv`` (one row a point, from its run directory) and ``report.md`` (grouped by
     every varied field except the seeds: mean +- sd over seeds of the final test error, of the
     test error at the epoch of the best validation accuracy (runs with a validation split), of the
     lowest test error over the epochs, and of the final mean angle to backprop) in the sweep
-    directory ``out``."""
+    directory ``out``. ``versus = "name=backprop"`` adds each point's difference in test error
+    from the point with that value and the same seeds (mean +- sd of the paired differences)."""
     out = Path(out)
     rows, fields = _report_rows(out, sweep_results)
-    _write_report(out, rows, fields)
+    _write_report(out, rows, fields, _parse_versus(versus, rows, fields))
     return rows
 
 
@@ -849,13 +901,15 @@ def _run_config(run: Path) -> dict[str, Any] | None:
     return {f"{section}.{k}": v for section in SECTIONS for k, v in table.get(section, {}).items()}
 
 
-def combine_reports(dirs: list[str | Path], out: str | Path) -> list[dict]:
+def combine_reports(dirs: list[str | Path], out: str | Path, versus: str | None = None
+                    ) -> list[dict]:
     """``report.csv`` and ``report.md`` in ``out`` over the points of several sweep directories
     (more seeds of a sweep run into another directory, say), grouped as :func:`write_report`
     groups one sweep's. The varied fields are read from each run's resolved configuration, so
     sweeps that varied different fields line up; the runs of a group must have the same
     configuration except for their seeds and :data:`EXECUTION_KEYS`, and no run may come twice
-    (a :class:`SweepError` names the two run directories and the field)."""
+    (a :class:`SweepError` names the two run directories and the field). ``versus`` as for
+    :func:`write_report`."""
     out = Path(out)
     dirs = [Path(d) for d in dirs]
     if not dirs:
@@ -920,6 +974,7 @@ def combine_reports(dirs: list[str | Path], out: str | Path) -> list[dict]:
     for row in rows:
         for k in ("_run", "_config", "_same", "_fill"):
             del row[k]
+    versus = _parse_versus(versus, rows, fields)
     out.mkdir(parents=True, exist_ok=True)
-    _write_report(out, rows, fields)
+    _write_report(out, rows, fields, versus)
     return rows
