@@ -476,8 +476,14 @@ lr = [0.5, 0.05]
     assert cells["0.5"][col] == f"{diffs.mean():+.2f} +- {diffs.std(ddof=1):.2f} (2)"
     assert cells["0.05"][col] == ""
     rows = list(csv.DictReader(open(dest / "report.csv")))
-    assert [float(r["versus_diff_pct"]) for r in rows if r["versus_diff_pct"]] == \
+    assert [float(r["versus_diff_pct:train.lr=0.05"]) for r in rows if r["versus_diff_pct:train.lr=0.05"]] == \
         pytest.approx(list(diffs), abs=1e-4)
+    # two references: a column each; the other way round the pairs change sign
+    rows = sw.combine_reports([tiny / "A", tiny / "B"], dest, versus=["train.lr=0.05",
+                                                                      "train.lr=0.5"])
+    back = [r["versus_diff_pct:train.lr=0.5"] for r in rows if r["train.lr"] == "0.05"]
+    assert back == pytest.approx(list(-diffs), abs=1e-9)
+    assert "0.5's, same seeds" in (dest / "report.md").read_text().splitlines()[0]
     assert cli_main(["sweep", "--report", str(tiny / "A"), "--versus", "train.lr=0.1"]) == 2
     assert "no point has train.lr = 0.1" in capsys.readouterr().err
 

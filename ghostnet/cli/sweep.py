@@ -38,9 +38,9 @@ def add(sub) -> None:
                    help="only write DIR/report.csv and report.md from a sweep directory; with "
                         "--out, one report over the points of every DIR (more seeds of the same "
                         "points, say) in OUT instead")
-    p.add_argument("--versus", metavar="FIELD=VALUE",
+    p.add_argument("--versus", metavar="FIELD=VALUE", action="append", default=[],
                    help="with --report: each point's test error less that of the point with "
-                        "FIELD=VALUE and the same seeds, e.g. name=backprop")
+                        "FIELD=VALUE and the same seeds, e.g. name=backprop (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -775,28 +775,35 @@ def _report_rows(out: Path, sweep_results: dict[int, dict] | None = None
     return rows, fields
 
 
-def _parse_versus(versus: str | None, rows: list[dict], fields: list[str]
-                  ) -> tuple[str, str] | None:
-    """``"name=backprop"`` -> ``("name", "backprop")``, checked against the points."""
-    if versus is None:
-        return None
-    key, sep, value = versus.partition("=")
-    key, value = key.strip(), value.strip()
-    if not sep or not key or not value:
-        raise SweepError(f"--versus {versus!r}: give FIELD=VALUE, e.g. name=backprop")
-    if key not in fields or key in SEED_KEYS:
-        raise SweepError(f"--versus {versus!r}: {key} is not a varied field of the sweep "
-                         f"(varied: {', '.join(f for f in fields if f not in SEED_KEYS)})")
-    if not any(r[key] == value for r in rows):
-        raise SweepError(f"--versus {versus!r}: no point has {key} = {value} (it has "
-                         f"{', '.join(sorted({r[key] for r in rows}))})")
-    return key, value
+def _parse_versus(versus: str | list[str] | None, rows: list[dict], fields: list[str]
+                  ) -> list[tuple[str, str]]:
+    """``["name=backprop", ...]`` (or one string) -> ``[("name", "backprop"), ...]``, checked
+    against the points."""
+    out = []
+    for item in [versus] if isinstance(versus, str) else (versus or []):
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or not value:
+            raise SweepError(f"--versus {item!r}: give FIELD=VALUE, e.g. name=backprop")
+        if key not in fields or key in SEED_KEYS:
+            raise SweepError(f"--versus {item!r}: {key} is not a varied field of the sweep "
+                             f"(varied: {', '.join(f for f in fields if f not in SEED_KEYS)})")
+        if not any(r[key] == value for r in rows):
+            raise SweepError(f"--versus {item!r}: no point has {key} = {value} (it has "
+                             f"{', '.join(sorted({r[key] for r in rows}))})")
+        out.append((key, value))
+    return out
+
+
+def _versus_column(versus: tuple[str, str]) -> str:
+    return f"versus_diff_pct:{versus[0]}={versus[1]}"
 
 
 def _paired(rows: list[dict], fields: list[str], versus: tuple[str, str]) -> None:
-    """Each row's ``versus_diff_pct``: its test error at the best validation epoch (the final
-    test error for runs without a validation split) less that of the point with ``versus``'s
-    value and the same seeds and other grouped fields (same initial weights and data order)."""
+    """Each row's difference from ``versus`` (its :func:`_versus_column`): its test error at the
+    best validation epoch (the final test error for runs without a validation split) less that
+    of the point with ``versus``'s value and the same seeds and other grouped fields (the same
+    initial weights and data order)."""
     key, value = versus
     same = [f for f in _group_fields(rows, fields) + list(SEED_KEYS) if f != key]
     refs = {tuple(r.get(f, "") for f in same): r for r in rows
@@ -808,18 +815,18 @@ def _paired(rows: list[dict], fields: list[str], versus: tuple[str, str]) -> Non
 
     for r in rows:
         ref = refs.get(tuple(r.get(f, "") for f in same))
-        r["versus_diff_pct"] = (error(r) - error(ref) if ref is not None and ref is not r
-                                and r["status"] == "finished" else math.nan)
+        r[_versus_column(versus)] = (error(r) - error(ref) if ref is not None and ref is not r
+                                     and r["status"] == "finished" else math.nan)
 
 
 def _write_report(dest: Path, rows: list[dict], fields: list[str],
-                  versus: tuple[str, str] | None = None) -> None:
+                  versus: list[tuple[str, str]] = ()) -> None:
     """``dest/report.csv`` (the rows) and ``dest/report.md`` (grouped over the seeds); with
     ``versus``, the differences from its points paired by seed (:func:`_paired`)."""
     order = ["point", "dir"] + fields + [k for k in REPORT_FIELDS if k not in ("point", "dir")]
-    if versus:
-        _paired(rows, fields, versus)
-        order.append("versus_diff_pct")
+    for v in versus:
+        _paired(rows, fields, v)
+        order.append(_versus_column(v))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=order, extrasaction="ignore")
     w.writeheader()
@@ -832,8 +839,8 @@ def _write_report(dest: Path, rows: list[dict], fields: list[str],
         "seeds", "epochs", "final test error % (mean +- sd)", "best validation error %",
         "test error % at best validation epoch", "lowest test error % over epochs",
         "mean angle to backprop, deg", "s/epoch", "not finished"]
-    if versus:
-        head.insert(-3, f"test error - {versus[1]}'s, same seeds (points)")
+    for v in versus:
+        head.insert(-3, f"test error - {v[1]}'s, same seeds (points)")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key, sel in _groups(rows, fields).items():
         fin = [r for r in sel if r["status"] == "finished"]
@@ -847,8 +854,8 @@ def _write_report(dest: Path, rows: list[dict], fields: list[str],
             _mean_sd([r["final_mean_angle_deg"] for r in fin]),
             f"{np.mean([r['seconds_per_epoch'] for r in fin]):.1f}" if fin else "",
             str(len(sel) - len(fin)) if len(sel) > len(fin) else ""]
-        if versus:
-            diffs = [r["versus_diff_pct"] for r in fin]
+        for v in versus:
+            diffs = [r[_versus_column(v)] for r in fin]
             n = sum(d == d for d in diffs)
             cells.insert(-3, _mean_sd(diffs, signed=True) + (f" ({n})" if 0 < n < len(fin) else ""))
         lines.append("| " + " | ".join(cells) + " |")
@@ -874,13 +881,14 @@ def _groups(rows: list[dict], fields: list[str]) -> dict[tuple, list[dict]]:
 
 
 def write_report(out: str | Path, sweep_results: dict[int, dict] | None = None,
-                 versus: str | None = None) -> list[dict]:
+                 versus: str | list[str] | None = None) -> list[dict]:
     """``report.csv`` (one row a point, from its run directory) and ``report.md`` (grouped by
     every varied field except the seeds: mean +- sd over seeds of the final test error, of the
     test error at the epoch of the best validation accuracy (runs with a validation split), of the
     lowest test error over the epochs, and of the final mean angle to backprop) in the sweep
-    directory ``out``. ``versus = "name=backprop"`` adds each point's difference in test error
-    from the point with that value and the same seeds (mean +- sd of the paired differences)."""
+    directory ``out``. ``versus = "name=backprop"`` (or a list of such) adds each point's
+    difference in test error from the point with that value and the same seeds (in report.md,
+    mean +- sd of the paired differences)."""
     out = Path(out)
     rows, fields = _report_rows(out, sweep_results)
     _write_report(out, rows, fields, _parse_versus(versus, rows, fields))
@@ -901,8 +909,8 @@ def _run_config(run: Path) -> dict[str, Any] | None:
     return {f"{section}.{k}": v for section in SECTIONS for k, v in table.get(section, {}).items()}
 
 
-def combine_reports(dirs: list[str | Path], out: str | Path, versus: str | None = None
-                    ) -> list[dict]:
+def combine_reports(dirs: list[str | Path], out: str | Path,
+                    versus: str | list[str] | None = None) -> list[dict]:
     """``report.csv`` and ``report.md`` in ``out`` over the points of several sweep directories
     (more seeds of a sweep run into another directory, say), grouped as :func:`write_report`
     groups one sweep's. The varied fields are read from each run's resolved configuration, so
