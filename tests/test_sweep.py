@@ -488,6 +488,43 @@ lr = [0.5, 0.05]
     assert "no point has train.lr = 0.1" in capsys.readouterr().err
 
 
+def test_paired_report_with_named_points(tiny, capsys):
+    path = _write(tiny / "s.toml", """
+base = "base.toml"
+dirname = "{name}-s{seed}"
+[grid]
+seed = [0, 1]
+[[points]]
+name = "bp"
+train.learner = "backprop"
+[[points]]
+name = "g1"
+train.learner = "ghost"
+[[points]]
+name = "g2"
+train.learner = "ghost"
+train.lr = 0.05
+""")
+    out = tiny / "sweep"
+    sw.run_sweep(sw.load_sweep(path), out, workers=0, progress=False, log=lambda m: None)
+    # by a field the names tell: every ghost point against backprop on its seed
+    sw.write_report(out, versus="train.learner=backprop")
+    md = (out / "report.md").read_text().splitlines()
+    col = [c.strip() for c in md[0].strip("|").split("|")].index(
+        "test error - backprop's, same seeds (points)")
+    cells = {line.split(" | ")[0][2:]: [c.strip() for c in line.strip("|").split("|")]
+             for line in md[2:]}
+    for name in ("g1", "g2"):
+        diffs = np.subtract(_final_errors([out / f"{name}-s{k}" for k in (0, 1)]),
+                            _final_errors([out / f"bp-s{k}" for k in (0, 1)]))
+        assert cells[name][col] == f"{diffs.mean():+.2f} +- {diffs.std(ddof=1):.2f}"
+    assert np.all(diffs != 0)  # g2 learns at another rate
+    assert cells["bp"][col] == ""
+    # two points with the value on one seed: which one is meant is asked for, not guessed
+    with pytest.raises(sw.SweepError, match="g1-s0 and g2-s0 both have train.learner = ghost"):
+        sw.write_report(out, versus="train.learner=ghost")
+
+
 def test_combined_report_refuses_other_configurations_and_runs_twice(tiny, capsys):
     a = _write(tiny / "a.toml", 'base = "base.toml"\n[grid]\nseed = [0]\n')
     c = _write(tiny / "c.toml", 'base = "base.toml"\n[grid]\nseed = [1]\n'

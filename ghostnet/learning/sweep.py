@@ -805,9 +805,17 @@ def _paired(rows: list[dict], fields: list[str], versus: tuple[str, str]) -> Non
     of the point with ``versus``'s value and the same seeds and other grouped fields (the same
     initial weights and data order)."""
     key, value = versus
-    same = [f for f in _group_fields(rows, fields) + list(SEED_KEYS) if f != key]
-    refs = {tuple(r.get(f, "") for f in same): r for r in rows
-            if r[key] == value and r["status"] == "finished"}
+    # the partner: the same seeds and the same values of the fields grouped by besides the name
+    # (which names the learner, not the setting it is compared in)
+    same = [f for f in _group_fields(rows, fields) + list(SEED_KEYS) if f not in (key, "name")]
+    refs: dict[tuple, dict] = {}
+    for r in rows:
+        if r[key] == value and r["status"] == "finished":
+            other = refs.setdefault(tuple(r.get(f, "") for f in same), r)
+            if other is not r:
+                raise SweepError(f"--versus {key}={value}: {other['dir']} and {r['dir']} both "
+                                 f"have {key} = {value} and the same seeds; name one point "
+                                 "(--versus name=...)")
 
     def error(r):
         e = r["selected_test_error_pct"]
