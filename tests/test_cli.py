@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -61,6 +62,18 @@ def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "ghostnet.cli", "--version"], capture_output=True,
                          text=True, check=True)
     assert out.stdout.startswith("ghostnet ")
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path):
+    """``ghostnet sweep ... --dry-run | head``: the pipe closes before ghostnet writes; no
+    traceback, no error line, status 141 (SIGPIPE's)."""
+    sweep = Path(__file__).parents[1] / "experiments" / "sweeps" / "table_784-500-10.toml"
+    p = subprocess.Popen([sys.executable, "-m", "ghostnet", "sweep", str(sweep), "--dry-run",
+                          "--out", str(tmp_path / "sweep")], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 141 and err == ""
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
