@@ -57,8 +57,8 @@ def run(args) -> int:
             dest = Path(args.report[0])
             rows = sw.write_report(dest, versus=args.versus)
         else:
-            raise sw.SweepError("--report with several sweep directories needs --out DIR for "
-                             "the combined report")
+            raise sw.SweepError("--report with several sweep directories needs --out DIR "
+                                "for the combined report")
         print((dest / "report.md").read_text(), end="")
         print(f"{len(rows)} points; {dest / 'report.csv'}")
         return 0
