@@ -540,8 +540,13 @@ def test_combined_report_refuses_other_configurations_and_runs_twice(tiny, capsy
     assert not (tiny / "both").exists()
     # another thread count is where a run ran, not what it computed: the runs group
     t = _write(tiny / "t.toml", 'base = "base.toml"\n[grid]\nseed = [1]\n')
-    sw.run_sweep(sw.load_sweep(t, threads=2), tiny / "T", threads=2, workers=0, progress=False,
-                 log=lambda m: None)
+    st = sw.load_sweep(t, threads=2)
+    sw.run_sweep(st, tiny / "T", threads=2, workers=0, progress=False, log=lambda m: None)
+    # a config.toml written before a field existed reads as its default: still one configuration
+    saved = tiny / "T" / st.points[0].dirname / "config.toml"
+    text = saved.read_text()
+    assert 'cost = "mse"\n' in text
+    saved.write_text(text.replace('cost = "mse"\n', ""))
     rows = sw.combine_reports([tiny / "A", tiny / "T"], tiny / "both")
     assert [r["status"] for r in rows] == ["finished"] * 2
     assert "| 2 | 2 |" in (tiny / "both" / "report.md").read_text()

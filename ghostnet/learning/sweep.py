@@ -903,18 +903,26 @@ def write_report(out: str | Path, sweep_results: dict[int, dict] | None = None,
     return rows
 
 
-EXECUTION_KEYS = ("train.threads", "model.device")
+EXECUTION_KEYS = (*IGNORED_IN_RESUME, "model.device")
 """Fields that say where a run ran and on how many threads, not what it computes (beyond the
 last bits): :func:`combine_reports` groups runs that differ in them."""
 
 
-def _run_config(run: Path) -> dict[str, Any] | None:
-    """A run directory's resolved configuration as ``{"model.beta": 0.01, ...}``, or None."""
+def _run_config(run: Path) -> TrainConfig | None:
+    """A run directory's resolved configuration (fields an older ghostnet did not write take
+    their defaults), or None before the run has started."""
     path = run / "config.toml"
     if not path.is_file():
         return None
-    table = tomllib.loads(path.read_text())
-    return {f"{section}.{k}": v for section in SECTIONS for k, v in table.get(section, {}).items()}
+    try:
+        return TrainConfig.from_toml(path.read_text())
+    except (ConfigError, ValueError) as exc:
+        raise SweepError(f"{path} is not a valid config ({exc})") from None
+
+
+def _flat(config: TrainConfig) -> dict[str, Any]:
+    """``{"model.beta": 0.01, ...}``: a configuration by the field names a sweep varies."""
+    return {f"{sec}.{k}": v for sec, table in config.to_dict().items() for k, v in table.items()}
 
 
 def combine_reports(dirs: list[str | Path], out: str | Path,
@@ -945,9 +953,10 @@ def combine_reports(dirs: list[str | Path], out: str | Path,
             row["dir"] = os.path.relpath(run, out)
             row["_same"] = tuple(row[f] for f in varied if f not in SEED_KEYS)
             if row["_config"] is not None:
-                same.setdefault(row["_same"], row["_config"])
+                same.setdefault(row["_same"], _flat(row["_config"]))
         for row in some:  # a point not started yet: its fields from a started sibling's
-            row["_fill"] = row["_config"] or same.get(row["_same"], {})
+            row["_fill"] = (_flat(row["_config"]) if row["_config"] is not None
+                            else same.get(row["_same"], {}))
         rows += some
     for row in rows:  # none started in its sweep: what the started points of its name agree on
         if not row["_fill"] and row.get("name"):
@@ -969,7 +978,7 @@ def combine_reports(dirs: list[str | Path], out: str | Path,
             config = row["_config"]
             if config is None:  # not started: nothing to compare yet
                 continue
-            seeds = (config.get("model.seed"), config.get("train.seed"))
+            seeds = (config.model.seed, config.train.seed)
             if seeds in first:
                 raise SweepError(f"{first[seeds]} and {row['_run']}: the same point "
                                  f"({', '.join(k for k in key if k) or 'the sweep'}) with the "
@@ -978,15 +987,13 @@ def combine_reports(dirs: list[str | Path], out: str | Path,
             if ref is None:
                 ref = row
                 continue
-            for k in sorted(set(config) | set(ref["_config"])):
-                if k in SEED_KEYS or k in EXECUTION_KEYS:
-                    continue
-                a, b = ref["_config"].get(k), config.get(k)
-                if a != b:
-                    raise SweepError(
-                        f"{ref['_run']} and {row['_run']} fall in one group of the report but "
-                        f"differ in {k} ({_fmt(a)} and {_fmt(b)}); a combined report averages "
-                        "only runs of one configuration")
+            diff = ref["_config"].changes(config, ignore=SEED_KEYS + EXECUTION_KEYS)
+            if diff:
+                k, a, b = diff[0]
+                raise SweepError(
+                    f"{ref['_run']} and {row['_run']} fall in one group of the report but "
+                    f"differ in {k} ({_fmt(a)} and {_fmt(b)}); a combined report averages "
+                    "only runs of one configuration")
     for row in rows:
         for k in ("_run", "_config", "_same", "_fill"):
             del row[k]
